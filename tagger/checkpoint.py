@@ -1,0 +1,203 @@
+"""Reading and writing model files.
+
+Two kinds of files load here, always with ``torch.load(..., weights_only=True)``:
+
+* official PaSST checkpoints: a plain state_dict, one wrapped under ``model`` or ``state_dict``, or a
+  Lightning checkpoint with ``net.`` / ``net_swa.`` prefixes. The architecture is inferred from the
+  tensor shapes; the number of heads is ``embed_dim / 64`` (true of every release) unless given.
+* the project's own self-describing files (``format: tagger-model``): config, labels, front-end
+  settings and training metadata next to the weights.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import ModelLoadError
+from .frontend import FrontendConfig
+from .labels import default_labels
+from .model import AudioTagger, PaSSTConfig
+
+FORMAT_NAME = "tagger-model"
+FORMAT_VERSION = 1
+HEAD_DIM = 64
+N_MELS = FrontendConfig().n_mels
+# Prefixes of wrapped checkpoints, most preferred first (the SWA weights are the released ones).
+_PREFIXES = ("net_swa.", "net.", "model.", "module.")
+_IGNORED_KEYS = re.compile(r"^(head_dist\.|mel\.|frontend\.)")
+
+
+def read_file(path: str | os.PathLike) -> dict[str, Any]:
+    """``torch.load`` a file safely, turning every failure into a one-line ModelLoadError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: no such model file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
+        raise ModelLoadError(
+            f"{path}: refused to load: the file holds more than plain tensors ({first_line})"
+        ) from None
+    except Exception as exc:  # torch raises RuntimeError, EOFError, zipfile errors...
+        raise ModelLoadError(f"{path}: not a readable PyTorch model file ({_one_line(exc)})") from None
+    if not isinstance(obj, dict):
+        raise ModelLoadError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
+    return obj
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def official_state_dict(obj: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The PaSST weights of an official-format checkpoint, with official key names, unwrapped."""
+    for wrapper in ("model", "state_dict", "model_state_dict"):
+        if isinstance(obj.get(wrapper), dict):
+            obj = obj[wrapper]
+            break
+    tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    for prefix in _PREFIXES:
+        stripped = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if "cls_token" in stripped:
+            tensors = stripped
+            break
+    return {k: v for k, v in tensors.items() if not _IGNORED_KEYS.match(k)}
+
+
+def infer_config(state: dict[str, torch.Tensor], num_heads: int | None = None,
+                 stride: int | None = None) -> PaSSTConfig:
+    """Rebuild the architecture of a PaSST state_dict from its tensor shapes."""
+    required = ("cls_token", "patch_embed.proj.weight", "freq_new_pos_embed",
+                "time_new_pos_embed", "head.1.weight", "blocks.0.mlp.fc1.weight")
+    missing = [k for k in required if k not in state]
+    if missing:
+        raise ModelLoadError(f"not a PaSST checkpoint: missing {', '.join(missing)}")
+    embed_dim = state["cls_token"].shape[-1]
+    patch_size = state["patch_embed.proj.weight"].shape[-1]
+    freq_patches = state["freq_new_pos_embed"].shape[2]
+    depth = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k)))
+    heads = num_heads or max(1, embed_dim // HEAD_DIM)
+    if embed_dim % heads:
+        raise ModelLoadError(f"embed_dim {embed_dim} is not divisible by {heads} heads")
+    return PaSSTConfig(
+        freq_patches=freq_patches,
+        time_patches=state["time_new_pos_embed"].shape[3],
+        patch_size=patch_size,
+        stride=stride or _infer_stride(freq_patches, patch_size),
+        embed_dim=embed_dim,
+        depth=depth,
+        num_heads=heads,
+        mlp_ratio=state["blocks.0.mlp.fc1.weight"].shape[0] / embed_dim,
+        num_classes=state["head.1.weight"].shape[0],
+        distilled="dist_token" in state,
+    )
+
+
+def _infer_stride(freq_patches: int, patch_size: int) -> int:
+    """The patch stride that turns 128 mel bins into ``freq_patches`` rows (released: 10, 12, 14, 16)."""
+    for stride in (10, 16, 12, 14, *range(1, patch_size + 1)):  # the released strides first
+        if (N_MELS - patch_size) // stride + 1 == freq_patches:
+            return stride
+    raise ModelLoadError(
+        f"cannot infer the patch stride from {freq_patches} frequency patches; pass it explicitly"
+    )
+
+
+def model_from_official(obj: dict[str, Any], name: str, num_heads: int | None = None,
+                        stride: int | None = None) -> AudioTagger:
+    state = official_state_dict(obj)
+    config = infer_config(state, num_heads=num_heads, stride=stride)
+    model = AudioTagger(config, FrontendConfig(), default_labels(config.num_classes), name=name)
+    _load_weights(model, state, name)
+    return model
+
+
+def _load_weights(model: AudioTagger, state: dict[str, torch.Tensor], name: str) -> None:
+    expected = model.passt.state_dict()
+    problems = [k for k in expected if k not in state]
+    problems += [k for k in state if k not in expected]
+    problems += [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if problems:
+        shown = ", ".join(problems[:4]) + (" ..." if len(problems) > 4 else "")
+        raise ModelLoadError(f"{name}: weights do not fit the model ({shown})")
+    model.passt.load_state_dict({k: v.float() for k, v in state.items()})
+
+
+def model_from_own(obj: dict[str, Any], name: str) -> AudioTagger:
+    try:
+        config = PaSSTConfig.from_dict(obj["config"])
+        frontend = FrontendConfig(**obj["frontend"])
+        model = AudioTagger(config, frontend, list(obj["labels"]),
+                            name=obj.get("name", name), multi_label=bool(obj.get("multi_label", True)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"{name}: damaged model file ({_one_line(exc)})") from None
+    _load_weights(model, obj["state_dict"], name)
+    model.metadata = dict(obj.get("metadata", {}))
+    return model
+
+
+def load_checkpoint(path: str | os.PathLike, num_heads: int | None = None,
+                    stride: int | None = None) -> AudioTagger:
+    """Load an official PaSST checkpoint or one of the project's own model files (eval mode)."""
+    obj = read_file(path)
+    name = Path(path).name
+    if obj.get("format") == FORMAT_NAME:
+        if obj.get("format_version", 0) > FORMAT_VERSION:
+            raise ModelLoadError(f"{name}: made by a newer tagger (format {obj['format_version']})")
+        model = model_from_own(obj, name)
+    else:
+        model = model_from_official(obj, name, num_heads=num_heads, stride=stride)
+    return model.eval()
+
+
+def model_file_contents(model: AudioTagger, metadata: dict[str, Any] | None = None,
+                        half: bool = False) -> dict[str, Any]:
+    """The self-describing dict that :func:`save_model` writes."""
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
+             for k, v in model.passt.state_dict().items()}
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "name": model.name,
+        "config": model.config.to_dict(),
+        "frontend": model.frontend.config.to_dict(),
+        "labels": list(model.labels),
+        "multi_label": model.multi_label,
+        "state_dict": state,
+        "metadata": dict(metadata or {}),
+    }
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """Write with torch.save to a temporary file, fsync it, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def save_model(model: AudioTagger, path: str | os.PathLike, metadata: dict[str, Any] | None = None,
+               half: bool = False) -> None:
+    atomic_save(model_file_contents(model, metadata, half=half), path)
