@@ -216,7 +216,8 @@ class PaSST(nn.Module):
 
     def forward_features(self, mel: torch.Tensor) -> torch.Tensor:
         """Tokens after the final norm, ``[batch, num_tokens + patches, dim]``."""
-        x = self._add_positions(self.patch_embed(mel))
+        # The patch conv stays in float32 (slow in bf16 on CPUs); the rest runs in the blocks' dtype.
+        x = self._add_positions(self.patch_embed(mel)).to(self.cls_token.dtype)
         if self.training:
             x = self._structured_patchout(x)
         x = x.flatten(2).transpose(1, 2)  # frequency-major: token = f * T + t
@@ -228,6 +229,16 @@ class PaSST(nn.Module):
         x = torch.cat((tokens.expand(x.shape[0], -1, -1), x), dim=1)
         x = self.blocks(self.pos_drop(x))
         return self.norm(x)
+
+    def to_bfloat16(self) -> "PaSST":
+        """Cast everything but the patch embedding to bfloat16 (fast inference on AMX CPUs and GPUs)."""
+        for name, child in self.named_children():
+            if name != "patch_embed":
+                child.to(torch.bfloat16)
+        for param in (self.cls_token, self.dist_token, self.new_pos_embed):
+            if param is not None:
+                param.data = param.data.to(torch.bfloat16)
+        return self
 
     def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.forward_features(mel)

@@ -1,0 +1,221 @@
+"""The ``tagger`` command line. Heavy imports (torch) happen inside the commands that need them."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from . import __version__
+from .errors import TaggerError
+from .output import FORMATS
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".opus", ".w64"}
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Tag sounds in audio files with PaSST (Patchout faSt Spectrogram Transformer).",
+)
+stderr = Console(stderr=True, highlight=False)
+
+
+def error_line(message: str) -> None:
+    """One line on stderr, never wrapped or styled."""
+    sys.stderr.write(f"error: {' '.join(str(message).split())}\n")
+    sys.stderr.flush()
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    error_line(message)
+    return typer.Exit(code)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"tagger {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Tag sounds in audio files with PaSST (Patchout faSt Spectrogram Transformer)."""
+
+
+def expand_paths(paths: list[Path]) -> Iterator[tuple[str, str | None]]:
+    """Yield (path, error): files as given, directories searched recursively for audio files."""
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            if not found:
+                yield str(path), f"{path}: no audio files in this directory"
+            for child in found:
+                yield str(child), None
+        elif path.exists():
+            yield str(path), None
+        else:
+            yield str(path), f"{path}: no such file or directory"
+
+
+@contextmanager
+def open_output(output: Optional[Path]) -> Iterator[IO[str]]:
+    if output is None:
+        yield sys.stdout
+        return
+    try:
+        handle = open(output, "w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise TaggerError(f"{output}: cannot write ({exc.strerror})") from None
+    with handle:
+        yield handle
+
+
+def make_progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(), console=stderr, transient=True, disable=not enabled,
+    )
+
+
+@app.command("file")
+def file_command(
+    paths: list[Path] = typer.Argument(..., help="Audio files or directories (searched recursively).",
+                                       show_default=False, metavar="PATH..."),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="Model file (.pt) or a name from `tagger models`."),
+    output_format: str = typer.Option("table", "--format", "-f",
+                                      help="Output format: table, json, jsonl or csv."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="Write the results to this file instead of stdout."),
+    top: int = typer.Option(5, "--top-k", "-k", min=1, help="Labels shown per file."),
+    window: Optional[float] = typer.Option(None, "--window",
+                                           help="Window length in seconds (default: the model's context)."),
+    hop: Optional[float] = typer.Option(None, "--hop", help="Hop between windows in seconds (default: half the window)."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Windows per model call."),
+    pooling: str = typer.Option("max", "--pooling", help="Clip score from the windows: max or mean."),
+    precision: str = typer.Option("fp32", "--precision",
+                                  help="fp32 (exact) or bf16 (faster on CPUs with AMX and on GPUs)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for inference."),
+    num_heads: Optional[int] = typer.Option(None, "--num-heads", min=1,
+                                            help="Attention heads of an official checkpoint (default: embed_dim / 64)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress",
+                                  help="Show a progress bar on stderr (only on a terminal)."),
+) -> None:
+    """Tag audio files (wav, flac, ogg, mp3; any rate, channels and length)."""
+    from .aggregate import POOLINGS
+    from .inference import PRECISIONS
+
+    for value, choices, option in ((output_format, FORMATS, "--format"), (pooling, POOLINGS, "--pooling"),
+                                   (precision, PRECISIONS, "--precision")):
+        if value not in choices:
+            raise fail(f"{option} must be one of {', '.join(choices)}, not '{value}'", code=2)
+    failures = run_file_command(paths, model, output_format, output, top, window, hop, batch_size,
+                                pooling, precision, device, threads, num_heads, progress)
+    if failures:
+        raise typer.Exit(1)
+
+
+
+def run_file_command(paths: list[Path], model_name: Optional[str], output_format: str,
+                     output: Optional[Path], top: int, window: Optional[float], hop: Optional[float],
+                     batch_size: int, pooling: str, precision: str, device: str,
+                     threads: Optional[int], num_heads: Optional[int], progress: bool) -> int:
+    """Tag every file; return the number of files that failed."""
+    from .audio import probe
+    from .inference import TorchBackend
+    from .loading import load_model
+    from .output import CsvSink, JsonlSink, JsonSink, RunInfo, TableSink
+    from .tagging import WindowSettings, tag_file
+
+    settings = WindowSettings(window, hop)
+    backend = TorchBackend(load_model(model_name, num_heads=num_heads, show_progress=progress),
+                           device=device, precision=precision, threads=threads)
+    try:
+        window_samples, hop_samples = settings.resolve(backend)
+    except ValueError as exc:
+        raise fail(str(exc), code=2) from None
+    run = RunInfo(model=backend.name, labels=backend.labels, sample_rate=backend.sample_rate,
+                  window=window_samples / backend.sample_rate, hop=hop_samples / backend.sample_rate,
+                  pooling=pooling)
+    targets = list(expand_paths(paths))
+    durations = {}
+    for path, problem in targets:
+        if problem is None:
+            try:
+                durations[path] = probe(path).duration or 0.0
+            except TaggerError:
+                durations[path] = 0.0
+    failures = 0
+    show_progress = progress and stderr.is_terminal
+    with open_output(output) as stream, make_progress(show_progress) as bar:
+        sink_class = {"json": JsonSink, "jsonl": JsonlSink, "csv": CsvSink}.get(output_format)
+        if sink_class is None:
+            console = Console(file=stream, highlight=False) if output else Console(highlight=False)
+            sink = TableSink(console, run, top)
+        else:
+            sink = sink_class(stream, run, top)
+        task = bar.add_task("tagging", total=sum(durations.values()) or None)
+        for path, problem in targets:
+            bar.update(task, description=Path(path).name)
+            try:
+                if problem:
+                    raise TaggerError(problem)
+                result = tag_file(path, backend, settings, batch_size, pooling,
+                                  on_samples=lambda n: bar.advance(task, n / backend.sample_rate))
+            except TaggerError as exc:
+                failures += 1
+                error_line(str(exc))
+                sink.add_error(path, str(exc))
+                continue
+            sink.add(result)
+        sink.close()
+    return failures
+
+
+@app.command("models")
+def models_command() -> None:
+    """List the models that --model accepts by name."""
+    from rich.table import Table
+
+    from .loading import default_model_name
+    from .registry import MODELS, cache_dir
+
+    table = Table(title=f"Models (downloaded on first use into {cache_dir()})", title_justify="left")
+    table.add_column("name")
+    table.add_column("context", justify="right")
+    table.add_column("cached")
+    table.add_column("description")
+    for name, remote in MODELS.items():
+        cached = "yes" if (cache_dir() / remote.filename).is_file() else "no"
+        label = f"{name} (default)" if name == default_model_name() else name
+        table.add_row(label, f"{remote.context_seconds:g} s", cached, remote.description)
+    Console().print(table)
+
+
+def main() -> None:
+    """Console entry point: user errors are one line on stderr, never a traceback."""
+    try:
+        app()
+    except TaggerError as exc:
+        error_line(str(exc))
+        sys.exit(1)
+    except KeyboardInterrupt:
+        error_line("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # last resort: keep the promise of no tracebacks
+        if os.environ.get("TAGGER_DEBUG"):
+            raise
+        error_line(f"unexpected {type(exc).__name__}: {exc} (set TAGGER_DEBUG=1 for details)")
+        sys.exit(1)

@@ -1,0 +1,202 @@
+"""Sinks for file results: a Rich table for people, JSON / JSONL / CSV for programs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+import numpy as np
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from .aggregate import timeline, top_k
+from .tagging import FileResult
+
+FORMATS = ("table", "json", "jsonl", "csv")
+DECIMALS = 6
+MAX_TIMELINE_ROWS = 40
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What every output names: the model and the settings used."""
+
+    model: str
+    labels: Sequence[str]
+    sample_rate: int
+    window: float
+    hop: float
+    pooling: str
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "model_sample_rate": self.sample_rate,
+            "window": self.window,
+            "hop": self.hop,
+            "pooling": self.pooling,
+        }
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    return [round(float(v), DECIMALS) for v in values]
+
+
+def file_record(result: FileResult, run: RunInfo, k: int) -> dict[str, Any]:
+    """One file as a JSON-ready dict: metadata, clip scores of every class, top-k and windows."""
+    clip = result.clip
+    return {
+        "path": result.path,
+        "duration": round(result.duration, DECIMALS),
+        "sample_rate": result.info.sample_rate,
+        "channels": result.info.channels,
+        "format": result.info.format,
+        "model": run.model,
+        "top": [{"label": run.labels[i], "probability": round(float(clip[i]), DECIMALS)}
+                for i in top_k(clip, k)],
+        "clip": dict(zip(run.labels, _rounded(clip))),
+        "windows": [
+            {"start": round(w.start, DECIMALS), "end": round(w.end, DECIMALS),
+             "probabilities": _rounded(w.probabilities)}
+            for w in result.windows
+        ],
+    }
+
+
+def error_record(path: str, message: str) -> dict[str, str]:
+    return {"path": path, "error": message}
+
+
+class JsonSink:
+    """One JSON document for the whole run, written when it ends."""
+
+    def __init__(self, stream: IO[str], run: RunInfo, k: int) -> None:
+        self.stream, self.run, self.k = stream, run, k
+        self.files: list[dict[str, Any]] = []
+        self.errors: list[dict[str, str]] = []
+
+    def add(self, result: FileResult) -> None:
+        self.files.append(file_record(result, self.run, self.k))
+
+    def add_error(self, path: str, message: str) -> None:
+        self.errors.append(error_record(path, message))
+
+    def close(self) -> None:
+        document = {**self.run.header(), "labels": list(self.run.labels),
+                    "files": self.files, "errors": self.errors}
+        json.dump(document, self.stream, ensure_ascii=False)
+        self.stream.write("\n")
+
+
+class JsonlSink:
+    """One JSON object per line, per file (or per failed file), as each file finishes."""
+
+    def __init__(self, stream: IO[str], run: RunInfo, k: int) -> None:
+        self.stream, self.run, self.k = stream, run, k
+
+    def _write(self, obj: dict[str, Any]) -> None:
+        self.stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        self.stream.flush()
+
+    def add(self, result: FileResult) -> None:
+        self._write(file_record(result, self.run, self.k))
+
+    def add_error(self, path: str, message: str) -> None:
+        self._write(error_record(path, message))
+
+    def close(self) -> None:
+        pass
+
+
+class CsvSink:
+    """Wide CSV: one row per window and one ``clip`` row per file, one column per label."""
+
+    def __init__(self, stream: IO[str], run: RunInfo, k: int) -> None:
+        self.writer = csv.writer(stream)
+        self.writer.writerow(["path", "scope", "start", "end", *run.labels])
+        self.stream = stream
+
+    def add(self, result: FileResult) -> None:
+        self.writer.writerow([result.path, "clip", 0.0, round(result.duration, DECIMALS),
+                              *_rounded(result.clip)])
+        for w in result.windows:
+            self.writer.writerow([result.path, "window", round(w.start, DECIMALS),
+                                  round(w.end, DECIMALS), *_rounded(w.probabilities)])
+        self.stream.flush()
+
+    def add_error(self, path: str, message: str) -> None:
+        pass  # reported on stderr by the caller
+
+    def close(self) -> None:
+        pass
+
+
+def format_time(seconds: float) -> str:
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    if hours:
+        return f"{hours}:{minutes:02d}:{secs:04.1f}"
+    return f"{minutes}:{secs:04.1f}"
+
+
+def probability_bar(probability: float, width: int = 20) -> str:
+    """A bar that reads without colour: filled and empty cells use different characters."""
+    filled = int(round(max(0.0, min(1.0, probability)) * width))
+    return "█" * filled + "·" * (width - filled)
+
+
+class TableSink:
+    """Rich tables: the clip's top-k labels, then a compact timeline of the windows."""
+
+    def __init__(self, console: Console, run: RunInfo, k: int) -> None:
+        self.console, self.run, self.k = console, run, k
+
+    def add(self, result: FileResult) -> None:
+        self.console.print(Group(self._clip_table(result), *self._timeline(result)))
+
+    def _clip_table(self, result: FileResult) -> Table:
+        info = result.info
+        title = (f"{result.path}  ({format_time(result.duration)}, "
+                 f"{info.sample_rate / 1000:g} kHz, {info.channels} ch, "
+                 f"{len(result.windows)} window{'s' if len(result.windows) != 1 else ''})")
+        table = Table(title=title, title_justify="left", show_edge=False)
+        table.add_column("#", justify="right")
+        table.add_column("label")
+        table.add_column("probability", justify="right")
+        table.add_column("")
+        for rank, i in enumerate(top_k(result.clip, self.k), start=1):
+            p = float(result.clip[i])
+            table.add_row(str(rank), self.run.labels[i], f"{p:.3f}", probability_bar(p))
+        return table
+
+    def _timeline(self, result: FileResult) -> list[Table | Text]:
+        if len(result.windows) < 2:
+            return []
+        segments = timeline(np.array([w.start for w in result.windows]),
+                            np.array([w.end for w in result.windows]),
+                            np.stack([w.probabilities for w in result.windows]))
+        table = Table(title="timeline (top label per window, consecutive windows merged)",
+                      title_justify="left", show_edge=False)
+        table.add_column("from", justify="right")
+        table.add_column("to", justify="right")
+        table.add_column("label")
+        table.add_column("peak", justify="right")
+        for s in segments[:MAX_TIMELINE_ROWS]:
+            table.add_row(format_time(s.start), format_time(s.end), self.run.labels[s.label_index],
+                          f"{s.peak:.3f}")
+        parts: list[Table | Text] = [Text(""), table]
+        if len(segments) > MAX_TIMELINE_ROWS:
+            parts.append(Text(f"... {len(segments) - MAX_TIMELINE_ROWS} more segments "
+                              "(use --format json for every window)"))
+        parts.append(Text(""))
+        return parts
+
+    def add_error(self, path: str, message: str) -> None:
+        pass  # reported on stderr by the caller
+
+    def close(self) -> None:
+        pass

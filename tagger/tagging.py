@@ -1,0 +1,118 @@
+"""Tag audio: blocks -> windows -> batched model calls -> per-window probabilities -> clip scores.
+
+This is the one inference path; ``tagger file`` feeds it decoded file blocks and ``tagger listen``
+feeds it microphone blocks. A backend is anything with ``predict(batch) -> probabilities``,
+``sample_rate``, ``max_samples`` and ``labels`` (PyTorch or ONNX Runtime).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from .aggregate import pool_windows
+from .audio import AudioInfo, probe, stream_audio
+from .errors import AudioDecodeError
+from .windows import Window, WindowEngine
+
+
+class Backend(Protocol):
+    labels: list[str]
+    sample_rate: int
+    max_samples: int
+    context_seconds: float
+    name: str
+
+    def predict(self, waveforms: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class WindowSettings:
+    """Window length and hop in seconds (None: the model's context / half of the window)."""
+
+    window: float | None = None
+    hop: float | None = None
+
+    def resolve(self, backend: Backend) -> tuple[int, int]:
+        """Window and hop in samples at the model's rate, checked against the model's context."""
+        rate = backend.sample_rate
+        window_s = self.window if self.window is not None else backend.context_seconds
+        if window_s <= 0:
+            raise ValueError("the window must be longer than 0 s")
+        window = int(round(window_s * rate))
+        if window > backend.max_samples:
+            raise ValueError(
+                f"a {window_s:g} s window is longer than the model's context "
+                f"({backend.context_seconds:g} s)"
+            )
+        hop_s = self.hop if self.hop is not None else window_s / 2
+        if hop_s <= 0:
+            raise ValueError("the hop must be longer than 0 s")
+        return window, max(1, int(round(hop_s * rate)))
+
+
+@dataclass
+class WindowResult:
+    start: float  # seconds
+    end: float
+    probabilities: np.ndarray  # [classes]
+
+
+@dataclass
+class FileResult:
+    path: str
+    info: AudioInfo
+    duration: float  # seconds of decoded audio
+    windows: list[WindowResult]
+    clip: np.ndarray  # [classes], pooled over the windows
+
+
+def run_windows(windows: Iterable[Window], backend: Backend,
+                batch_size: int) -> Iterator[tuple[Window, np.ndarray]]:
+    """Batch consecutive windows of equal length through the model; yield them in order."""
+    pending: list[Window] = []
+    for window in windows:
+        if pending and (len(pending) == batch_size or len(window.samples) != len(pending[0].samples)):
+            yield from _predict(pending, backend)
+            pending = []
+        pending.append(window)
+    if pending:
+        yield from _predict(pending, backend)
+
+
+def _predict(windows: list[Window], backend: Backend) -> Iterator[tuple[Window, np.ndarray]]:
+    probabilities = backend.predict(np.stack([w.samples for w in windows]))
+    yield from zip(windows, probabilities)
+
+
+def windows_of_stream(blocks: Iterable[np.ndarray], engine: WindowEngine,
+                      on_samples: Callable[[int], None] | None = None) -> Iterator[Window]:
+    """Cut a stream of blocks into windows, reporting the samples consumed as it goes."""
+    for block in blocks:
+        yield from engine.push(block)
+        if on_samples:
+            on_samples(len(block))
+    yield from engine.flush()
+
+
+def tag_file(path: str, backend: Backend, settings: WindowSettings = WindowSettings(),
+             batch_size: int = 8, pooling: str = "max",
+             on_samples: Callable[[int], None] | None = None) -> FileResult:
+    """Tag one file: decode it in blocks, window it, run the model, pool the windows."""
+    info = probe(path)
+    window, hop = settings.resolve(backend)
+    engine = WindowEngine(window, hop)
+    rate = backend.sample_rate
+    blocks = stream_audio(path, target_rate=rate)
+    results = [
+        WindowResult(w.start / rate, w.end / rate, probs)
+        for w, probs in run_windows(windows_of_stream(blocks, engine, on_samples), backend, batch_size)
+    ]
+    if not results:
+        raise AudioDecodeError(f"{path}: the file holds no audio samples")
+    clip = pool_windows(np.stack([r.probabilities for r in results]), pooling)
+    return FileResult(path=str(path), info=info, duration=engine.received / rate, windows=results,
+                      clip=clip)
