@@ -1,0 +1,115 @@
+"""Model files: official checkpoints and the project's own self-describing files."""
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import pytest
+import torch
+
+from tagger.checkpoint import atomic_save, load_checkpoint, read_file, save_model
+from tagger.errors import ModelLoadError
+from tagger.labels import audioset_labels
+from tagger.loading import load_model
+from tagger.registry import MODELS
+
+
+def logits_of(model, seconds: float = 2.0) -> torch.Tensor:
+    torch.manual_seed(3)
+    with torch.no_grad():
+        return model(torch.randn(1, int(seconds * 32000)) * 0.1)[0]
+
+
+def test_audioset_label_list_is_complete_and_ordered():
+    labels = audioset_labels()
+    assert len(labels) == 527
+    assert labels[0] == "Speech" and labels[137] == "Music"
+
+
+def test_official_checkpoint_gets_audioset_names_and_ignores_head_dist(official_527_path):
+    model = load_checkpoint(official_527_path)
+    assert model.labels == list(audioset_labels())
+    assert model.config.embed_dim == 64 and model.config.num_heads == 1
+    assert model.config.depth == 1 and model.config.time_patches == 99
+    assert model.context_seconds == 10.0
+    assert logits_of(model).shape == (1, 527)
+
+
+def test_own_model_file_round_trips(small_model, small_model_path):
+    loaded = load_checkpoint(small_model_path)
+    assert loaded.labels == small_model.labels
+    assert loaded.config == small_model.config
+    assert loaded.frontend.config == small_model.frontend.config
+    assert loaded.metadata == {"purpose": "tests"}
+    torch.testing.assert_close(logits_of(loaded), logits_of(small_model), atol=0, rtol=0)
+
+
+def test_half_precision_storage_loads_close_to_the_original(small_model, tmp_path):
+    path = tmp_path / "half.pt"
+    save_model(small_model, path, half=True)
+    assert read_file(path)["state_dict"]["blocks.0.attn.qkv.weight"].dtype == torch.float16
+    loaded = load_checkpoint(path)
+    assert (logits_of(loaded) - logits_of(small_model)).abs().max() < 1e-2
+
+
+class NotATensor:
+    pass
+
+
+def test_pickled_python_objects_are_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"model": NotATensor()}, path)
+    with pytest.raises(ModelLoadError, match="refused to load") as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage bytes, not a zip or pickle"])
+def test_unreadable_files_give_one_line_errors(tmp_path, content):
+    path = tmp_path / "broken.pt"
+    path.write_bytes(content)
+    with pytest.raises(ModelLoadError) as info:
+        load_checkpoint(path)
+    assert "broken.pt" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_incomplete_state_dict_is_reported(official_527_path, tmp_path):
+    state = torch.load(official_527_path, weights_only=True)
+    del state["blocks.0.mlp.fc2.weight"]
+    path = tmp_path / "incomplete.pt"
+    torch.save(state, path)
+    with pytest.raises(ModelLoadError, match="blocks.0.mlp.fc2.weight"):
+        load_checkpoint(path)
+
+
+def test_not_a_passt_checkpoint(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save(OrderedDict(weight=torch.zeros(3)), path)
+    with pytest.raises(ModelLoadError, match="not a PaSST checkpoint"):
+        load_checkpoint(path)
+
+
+def test_atomic_save_leaves_only_the_final_file(tmp_path):
+    target = tmp_path / "sub" / "model.pt"
+    atomic_save({"x": torch.ones(2)}, target)
+    atomic_save({"x": torch.zeros(2)}, target)
+    assert os.listdir(target.parent) == ["model.pt"]
+    assert torch.load(target, weights_only=True)["x"].sum() == 0
+
+
+def test_load_model_by_path_and_errors(small_model_path, tmp_path):
+    assert load_model(str(small_model_path)).name == "small-test"
+    with pytest.raises(ModelLoadError, match="no such model file"):
+        load_model(str(tmp_path / "missing.pt"))
+    with pytest.raises(ModelLoadError, match="unknown model 'no-such-model'"):
+        load_model("no-such-model")
+
+
+def test_load_model_by_registry_name_uses_the_cache(official_527_path, tmp_path, monkeypatch):
+    """A registry name resolves to the cached download (no network needed once cached)."""
+    remote = MODELS["passt-s-kd"]  # no published hash: trust on first use
+    monkeypatch.setenv("TAGGER_CACHE_DIR", str(tmp_path))
+    (tmp_path / remote.filename).write_bytes(Path(official_527_path).read_bytes())
+    model = load_model("passt-s-kd", show_progress=False)
+    assert model.name == "passt-s-kd" and model.config.stride == remote.stride
+    assert len(model.labels) == 527

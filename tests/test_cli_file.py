@@ -1,0 +1,210 @@
+"""`tagger file` as a user runs it: a real subprocess, real files, real exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import SAMPLE_RATE, SMALL_LABELS, scene, tone
+from tagger.audio import load_audio
+from tagger.checkpoint import load_checkpoint
+from tagger.labels import audioset_labels
+
+FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "passt_reference" / "tiny.pt"
+
+
+def tagger(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
+    env.pop("TAGGER_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "tagger", *map(str, args)], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=600)
+
+
+def assert_one_line_errors(stderr: str) -> None:
+    assert "Traceback" not in stderr
+    for line in stderr.strip().splitlines():
+        assert line.startswith("error: "), line
+
+
+def model_probabilities(model_path: Path, audio_path: Path) -> np.ndarray:
+    model = load_checkpoint(model_path)
+    with torch.no_grad():
+        logits, _ = model(torch.from_numpy(load_audio(audio_path))[None])
+    return logits.sigmoid()[0].numpy()
+
+
+def test_reference_parity_through_the_cli(tmp_path):
+    """The fixture's official weights, the fixture's audio, the CLI: the reference probabilities."""
+    reference = torch.load(FIXTURE, weights_only=True)
+    checkpoint = tmp_path / "tiny-official.pt"
+    torch.save(reference["state_dict"], checkpoint)
+    paths = []
+    for key in ("wave", "wave_short"):
+        path = tmp_path / f"{key}.wav"
+        sf.write(path, reference[key][0].numpy(), SAMPLE_RATE, subtype="FLOAT")
+        paths.append(path)
+    result = tagger("file", *paths, "-m", checkpoint, "--num-heads", "4", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    files = json.loads(result.stdout)["files"]
+    for record, key in zip(files, ("logits", "logits_short")):
+        assert len(record["windows"]) == 1  # no longer than the context: one pass, no padding
+        expected = reference[key][0].sigmoid().numpy()
+        got = np.array([record["clip"][f"class_{i}"] for i in range(10)])
+        assert np.abs(got - expected).max() < 1e-4
+
+
+def test_short_clip_is_one_forward_pass_without_padding(small_model_path, tmp_path):
+    path = tmp_path / "clip.wav"
+    sf.write(path, scene(7.3), SAMPLE_RATE, subtype="FLOAT")
+    result = tagger("file", path, "-m", small_model_path, "-f", "json")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)["files"][0]
+    assert [(w["start"], w["end"]) for w in record["windows"]] == [(0.0, 7.3)]
+    expected = model_probabilities(small_model_path, path)
+    got = np.array([record["clip"][label] for label in SMALL_LABELS])
+    assert np.abs(got - expected).max() < 1e-5
+
+
+def test_long_file_uses_sliding_windows_and_max_pooling(small_model_path, tmp_path):
+    path = tmp_path / "long.flac"
+    sf.write(path, scene(23.0, rate=44100), 44100)
+    result = tagger("file", path, "-m", small_model_path, "-f", "json", "--window", "4", "--hop", "3")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert (document["window"], document["hop"]) == (4.0, 3.0)
+    record = document["files"][0]
+    assert record["sample_rate"] == 44100 and record["duration"] == pytest.approx(23.0, abs=1e-3)
+    spans = [(w["start"], w["end"]) for w in record["windows"]]
+    assert spans == [(s, s + 4.0) for s in range(0, 19, 3)] + [(19.0, 23.0)]
+    windows = np.array([w["probabilities"] for w in record["windows"]])
+    clip = np.array([record["clip"][label] for label in document["labels"]])
+    np.testing.assert_allclose(clip, windows.max(axis=0), atol=1e-6)
+    mean = tagger("file", path, "-m", small_model_path, "-f", "json", "--window", "4", "--hop", "3",
+                  "--pooling", "mean")
+    mean_clip = json.loads(mean.stdout)["files"][0]["clip"]
+    np.testing.assert_allclose([mean_clip[label] for label in document["labels"]], windows.mean(axis=0),
+                               atol=1e-5)
+
+
+def test_batching_does_not_change_results(small_model_path, tmp_path):
+    path = tmp_path / "batch.wav"
+    sf.write(path, scene(30.0), SAMPLE_RATE)
+    outputs = []
+    for batch in ("1", "5"):
+        result = tagger("file", path, "-m", small_model_path, "-f", "json", "--batch-size", batch)
+        assert result.returncode == 0, result.stderr
+        outputs.append(np.array([w["probabilities"] for w in json.loads(result.stdout)["files"][0]["windows"]]))
+    assert outputs[0].shape == (5, len(SMALL_LABELS))  # 0-10, 5-15, 10-20, 15-25, 20-30
+    np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-5)
+
+
+FORMATS = [("wav", "PCM_16"), ("flac", "PCM_24"), ("ogg", "VORBIS"), ("mp3", "MPEG_LAYER_III")]
+
+
+def test_formats_rates_and_channels_in_one_batch_with_bad_files(small_model_path, tmp_path):
+    written = []
+    for (ext, subtype), rate, channels in zip(
+            FORMATS * 2, [8000, 16000, 22050, 44100, 48000, 88200, 96000, 32000], [1, 2, 3, 4, 5, 6, 7, 8]):
+        if ext == "mp3":  # MPEG audio: at most 48 kHz and 2 channels
+            rate, channels = min(rate, 48000), min(channels, 2)
+        data = np.stack([tone(440 * (c + 1), 2.5, rate) for c in range(channels)], axis=1)
+        path = tmp_path / f"{ext}_{rate}_{channels}ch.{ext}"
+        sf.write(path, data, rate, subtype=subtype)
+        written.append((path, rate, channels))
+    (tmp_path / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage")
+    (tmp_path / "notes.txt.mp3").write_text("this is text")
+    args = [p for p, _, _ in written[:4]] + [tmp_path / "broken.wav", tmp_path / "notes.txt.mp3",
+                                             tmp_path / "missing.wav"] + [p for p, _, _ in written[4:]]
+    result = tagger("file", *args, "-m", small_model_path, "-f", "jsonl")
+    assert result.returncode == 1
+    assert_one_line_errors(result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 3
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    tagged = {r["path"]: r for r in records if "error" not in r}
+    assert {r["path"] for r in records if "error" in r} == {
+        str(tmp_path / "broken.wav"), str(tmp_path / "notes.txt.mp3"), str(tmp_path / "missing.wav")}
+    for path, rate, channels in written:
+        record = tagged[str(path)]
+        assert (record["sample_rate"], record["channels"]) == (rate, channels)
+        assert record["duration"] == pytest.approx(2.5, abs=0.06)  # mp3 may add decoder padding
+        assert len(record["clip"]) == len(SMALL_LABELS)
+
+
+def test_directories_are_searched_recursively_and_written_to_a_file(small_model_path, tmp_path):
+    root = tmp_path / "collection"
+    (root / "a" / "b").mkdir(parents=True)
+    sf.write(root / "one.wav", tone(300, 1.0), SAMPLE_RATE)
+    sf.write(root / "a" / "b" / "two.flac", tone(600, 1.5), SAMPLE_RATE)
+    (root / "a" / "readme.txt").write_text("not audio, ignored")
+    out = tmp_path / "results.csv"
+    result = tagger("file", root, "-m", small_model_path, "-f", "csv", "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert {(Path(r["path"]).name, r["scope"]) for r in rows} == {("one.wav", "clip"), ("one.wav", "window"),
+                                                                  ("two.flac", "clip"), ("two.flac", "window")}
+    assert set(SMALL_LABELS) <= set(rows[0])
+    assert float(rows[0]["end"]) == pytest.approx(1.0)
+
+
+def test_table_output_shows_labels_and_timeline(small_model_path, tmp_path):
+    path = tmp_path / "scene.wav"
+    sf.write(path, scene(25.0), SAMPLE_RATE)
+    result = tagger("file", path, "-m", small_model_path, "--top-k", "3")
+    assert result.returncode == 0, result.stderr
+    assert "scene.wav" in result.stdout and "timeline" in result.stdout
+    shown = [label for label in SMALL_LABELS if label in result.stdout]
+    assert len(shown) >= 3
+
+
+def test_official_checkpoint_prints_audioset_names(official_527_path, scene_wav):
+    result = tagger("file", scene_wav, "-m", official_527_path, "-f", "json", "-k", "5")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)["files"][0]
+    assert list(record["clip"]) == list(audioset_labels())
+    assert all(t["label"] in audioset_labels() for t in record["top"])
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--format", "xml"], 2, "--format must be one of"),
+    (["--window", "12"], 2, "longer than the model's context"),
+    (["--hop", "0"], 2, "hop must be longer than 0"),
+    (["--pooling", "median"], 2, "--pooling must be one of"),
+])
+def test_bad_options_give_one_line_errors(small_model_path, scene_wav, args, code, message):
+    result = tagger("file", scene_wav, "-m", small_model_path, *args)
+    assert result.returncode == code
+    assert message in result.stderr
+    assert_one_line_errors(result.stderr)
+
+
+def test_bad_model_gives_one_line_error(scene_wav, tmp_path):
+    broken = tmp_path / "broken.pt"
+    broken.write_text("nope")
+    for model in (broken, tmp_path / "absent.pt", "no-such-model"):
+        result = tagger("file", scene_wav, "-m", model)
+        assert result.returncode == 1
+        assert_one_line_errors(result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_offline_registry_model_gives_one_line_error(scene_wav, tmp_path, monkeypatch):
+    """Naming a registry model that is not cached, with no network: a clear error, no traceback."""
+    monkeypatch.setenv("TAGGER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")  # a closed port: behave as offline
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    result = tagger("file", scene_wav, "-m", "passt-s-swa", "--no-progress")
+    assert result.returncode == 1
+    assert_one_line_errors(result.stderr)
+    assert "cannot download passt-s-swa" in result.stderr
+    assert list(tmp_path.iterdir()) == []
