@@ -23,7 +23,7 @@ import torch
 from .errors import ModelLoadError
 from .frontend import FrontendConfig
 from .labels import default_labels
-from .model import AudioTagger, PaSSTConfig
+from .model import AudioTagger, PaSST, PaSSTConfig
 
 FORMAT_NAME = "tagger-model"
 FORMAT_VERSION = 1
@@ -116,31 +116,35 @@ def model_from_official(obj: dict[str, Any], name: str, num_heads: int | None = 
                         stride: int | None = None) -> AudioTagger:
     state = official_state_dict(obj)
     config = infer_config(state, num_heads=num_heads, stride=stride)
-    model = AudioTagger(config, FrontendConfig(), default_labels(config.num_classes), name=name)
-    _load_weights(model, state, name)
-    return model
+    passt = passt_with_weights(config, state, name)
+    return AudioTagger(config, FrontendConfig(), default_labels(config.num_classes), name=name, passt=passt)
 
 
-def _load_weights(model: AudioTagger, state: dict[str, torch.Tensor], name: str) -> None:
-    expected = model.passt.state_dict()
+def passt_with_weights(config: PaSSTConfig, state: dict[str, torch.Tensor], name: str) -> PaSST:
+    """A PaSST whose parameters are the given tensors (built on the meta device: no second copy)."""
+    with torch.device("meta"):
+        passt = PaSST(config)
+    expected = passt.state_dict()
     problems = [k for k in expected if k not in state]
     problems += [k for k in state if k not in expected]
     problems += [k for k in expected if k in state and state[k].shape != expected[k].shape]
     if problems:
         shown = ", ".join(problems[:4]) + (" ..." if len(problems) > 4 else "")
         raise ModelLoadError(f"{name}: weights do not fit the model ({shown})")
-    model.passt.load_state_dict({k: v.float() for k, v in state.items()})
+    passt.load_state_dict({k: v.float() for k, v in state.items()}, assign=True)
+    return passt
 
 
 def model_from_own(obj: dict[str, Any], name: str) -> AudioTagger:
     try:
         config = PaSSTConfig.from_dict(obj["config"])
         frontend = FrontendConfig(**obj["frontend"])
-        model = AudioTagger(config, frontend, list(obj["labels"]),
-                            name=obj.get("name", name), multi_label=bool(obj.get("multi_label", True)))
+        labels = list(obj["labels"])
+        passt = passt_with_weights(config, obj["state_dict"], name)
+        model = AudioTagger(config, frontend, labels, name=obj.get("name", name),
+                            multi_label=bool(obj.get("multi_label", True)), passt=passt)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelLoadError(f"{name}: damaged model file ({_one_line(exc)})") from None
-    _load_weights(model, obj["state_dict"], name)
     model.metadata = dict(obj.get("metadata", {}))
     return model
 

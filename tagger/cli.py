@@ -6,16 +6,34 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import IO, Optional
 
 import typer
+from typer.exceptions import TyperException
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import __version__
 from .errors import TaggerError
-from .output import FORMATS
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+class Pooling(str, Enum):
+    max = "max"
+    mean = "mean"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".opus", ".w64"}
 
@@ -91,41 +109,37 @@ def make_progress(enabled: bool) -> Progress:
 @app.command("file")
 def file_command(
     paths: list[Path] = typer.Argument(..., help="Audio files or directories (searched recursively).",
-                                       show_default=False, metavar="PATH..."),
-    model: Optional[str] = typer.Option(None, "--model", "-m",
-                                        help="Model file (.pt) or a name from `tagger models`."),
-    output_format: str = typer.Option("table", "--format", "-f",
-                                      help="Output format: table, json, jsonl or csv."),
+                                       show_default=False, metavar="PATH"),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m",
+        help="Model file (.pt) or a name from `tagger models` (default: passt-s-swa, downloaded on first use)."),
+    output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="Write the results to this file instead of stdout."),
-    top: int = typer.Option(5, "--top-k", "-k", min=1, help="Labels shown per file."),
+    top: int = typer.Option(5, "--top-k", "-k", min=1,
+                            help="Labels in the table and in the JSON 'top' list (JSON and CSV keep every class)."),
     window: Optional[float] = typer.Option(None, "--window",
                                            help="Window length in seconds (default: the model's context)."),
     hop: Optional[float] = typer.Option(None, "--hop", help="Hop between windows in seconds (default: half the window)."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Windows per model call."),
-    pooling: str = typer.Option("max", "--pooling", help="Clip score from the windows: max or mean."),
-    precision: str = typer.Option("fp32", "--precision",
-                                  help="fp32 (exact) or bf16 (faster on CPUs with AMX and on GPUs)."),
+    pooling: Pooling = typer.Option(Pooling.max, "--pooling", help="Clip score from the windows' scores."),
+    precision: Precision = typer.Option(Precision.fp32, "--precision",
+                                        help="fp32 (the reference numbers) or bf16 (faster on AMX CPUs and GPUs)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for inference."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for inference (default: PyTorch's choice)."),
     num_heads: Optional[int] = typer.Option(None, "--num-heads", min=1,
-                                            help="Attention heads of an official checkpoint (default: embed_dim / 64)."),
+                                            help="Attention heads of an official checkpoint (default: embed_dim / 64; tagger model files know theirs)."),
     progress: bool = typer.Option(True, "--progress/--no-progress",
-                                  help="Show a progress bar on stderr (only on a terminal)."),
+                                  help="Show progress bars (tagging: only on a terminal; model download) on stderr."),
 ) -> None:
-    """Tag audio files (wav, flac, ogg, mp3; any rate, channels and length)."""
-    from .aggregate import POOLINGS
-    from .inference import PRECISIONS
-
-    for value, choices, option in ((output_format, FORMATS, "--format"), (pooling, POOLINGS, "--pooling"),
-                                   (precision, PRECISIONS, "--precision")):
-        if value not in choices:
-            raise fail(f"{option} must be one of {', '.join(choices)}, not '{value}'", code=2)
-    failures = run_file_command(paths, model, output_format, output, top, window, hop, batch_size,
-                                pooling, precision, device, threads, num_heads, progress)
+    """Tag audio files (wav, flac, ogg, mp3, ...; any rate, channels and length)."""
+    for value, option in ((window, "--window"), (hop, "--hop")):
+        if value is not None and value <= 0:
+            raise fail(f"{option} must be longer than 0 s", code=2)
+    failures = run_file_command(paths, model, output_format.value, output, top, window, hop, batch_size,
+                                pooling.value, precision.value, device, threads, num_heads, progress)
     if failures:
         raise typer.Exit(1)
-
 
 
 def run_file_command(paths: list[Path], model_name: Optional[str], output_format: str,
@@ -140,9 +154,9 @@ def run_file_command(paths: list[Path], model_name: Optional[str], output_format
     from .tagging import WindowSettings, tag_file
 
     settings = WindowSettings(window, hop)
-    backend = TorchBackend(load_model(model_name, num_heads=num_heads, show_progress=progress),
-                           device=device, precision=precision, threads=threads)
+    model = load_model(model_name, num_heads=num_heads, show_progress=progress)
     try:
+        backend = TorchBackend(model, device=device, precision=precision, threads=threads)
         window_samples, hop_samples = settings.resolve(backend)
     except ValueError as exc:
         raise fail(str(exc), code=2) from None
@@ -207,7 +221,13 @@ def models_command() -> None:
 def main() -> None:
     """Console entry point: user errors are one line on stderr, never a traceback."""
     try:
-        app()
+        code = app(standalone_mode=False)
+    except TyperException as exc:  # usage errors (bad option or value), exit code 2
+        error_line(f"{exc.format_message()} (see tagger --help)")
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:
+        error_line("interrupted")
+        sys.exit(130)
     except TaggerError as exc:
         error_line(str(exc))
         sys.exit(1)
@@ -219,3 +239,4 @@ def main() -> None:
             raise
         error_line(f"unexpected {type(exc).__name__}: {exc} (set TAGGER_DEBUG=1 for details)")
         sys.exit(1)
+    sys.exit(code or 0)

@@ -10,6 +10,21 @@ from .model import AudioTagger
 PRECISIONS = ("fp32", "bf16")
 
 
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; ValueError otherwise."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device '{name}' (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device '{name}' asked for, but CUDA is not available here")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device '{name}' (use auto, cpu, cuda or cuda:N)")
+    return device
+
+
 class TorchBackend:
     """Batched inference with an :class:`AudioTagger` on CPU or CUDA, in float32 or bfloat16."""
 
@@ -19,9 +34,7 @@ class TorchBackend:
             raise ValueError(f"precision must be one of {PRECISIONS}")
         if threads:
             torch.set_num_threads(threads)
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.model = model.eval().to(self.device)
         if precision == "bf16":
             self.model.passt.to_bfloat16()

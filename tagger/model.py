@@ -158,7 +158,7 @@ class PaSST(nn.Module):
         self.freq_new_pos_embed = nn.Parameter(torch.zeros(1, dim, config.freq_patches, 1))
         self.time_new_pos_embed = nn.Parameter(torch.zeros(1, dim, 1, config.time_patches))
         self.pos_drop = nn.Dropout(config.drop_rate)
-        rates = torch.linspace(0, config.drop_path_rate, config.depth).tolist()
+        rates = [config.drop_path_rate * i / max(1, config.depth - 1) for i in range(config.depth)]
         self.blocks = nn.Sequential(*(Block(config, rate) for rate in rates))
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, config.num_classes))
@@ -250,7 +250,7 @@ class AudioTagger(nn.Module):
     """Front-end + PaSST: ``[batch, samples]`` waveform -> ``(logits, embedding)``, plus its labels."""
 
     def __init__(self, config: PaSSTConfig, frontend: FrontendConfig, labels: list[str],
-                 name: str = "unnamed", multi_label: bool = True) -> None:
+                 name: str = "unnamed", multi_label: bool = True, passt: PaSST | None = None) -> None:
         super().__init__()
         if len(labels) != config.num_classes:
             raise ValueError(f"{len(labels)} labels for a model with {config.num_classes} classes")
@@ -261,7 +261,7 @@ class AudioTagger(nn.Module):
                 f"the model expects {config.freq_patches}"
             )
         self.frontend = MelFrontend(frontend)
-        self.passt = PaSST(config)
+        self.passt = passt if passt is not None else PaSST(config)
         self.labels = list(labels)
         self.name = name
         self.multi_label = multi_label
