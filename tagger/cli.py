@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import IO, Optional
+from typing import IO, TYPE_CHECKING, Optional
 
 import typer
 from typer.exceptions import TyperException
@@ -17,6 +17,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import __version__
 from .errors import TaggerError
+
+if TYPE_CHECKING:
+    from .tagging import Backend, WindowSettings
 
 class OutputFormat(str, Enum):
     table = "table"
@@ -136,58 +139,47 @@ def file_command(
     for value, option in ((window, "--window"), (hop, "--hop")):
         if value is not None and value <= 0:
             raise fail(f"{option} must be longer than 0 s", code=2)
-    failures = run_file_command(paths, model, output_format.value, output, top, window, hop, batch_size,
-                                pooling.value, precision.value, device, threads, num_heads, progress)
+    from .inference import TorchBackend
+    from .loading import load_model
+    from .tagging import WindowSettings
+
+    loaded = load_model(model, num_heads=num_heads, show_progress=progress)
+    settings = WindowSettings(window, hop)
+    try:
+        backend = TorchBackend(loaded, device=device, precision=precision.value, threads=threads)
+        settings.resolve(backend)
+    except ValueError as exc:
+        raise fail(str(exc), code=2) from None
+    failures = tag_files(list(expand_paths(paths)), backend, settings, output_format.value, output,
+                         top, batch_size, pooling.value, progress and stderr.is_terminal)
     if failures:
         raise typer.Exit(1)
 
 
-def run_file_command(paths: list[Path], model_name: Optional[str], output_format: str,
-                     output: Optional[Path], top: int, window: Optional[float], hop: Optional[float],
-                     batch_size: int, pooling: str, precision: str, device: str,
-                     threads: Optional[int], num_heads: Optional[int], progress: bool) -> int:
-    """Tag every file; return the number of files that failed."""
-    from .audio import probe
-    from .inference import TorchBackend
-    from .loading import load_model
-    from .output import CsvSink, JsonlSink, JsonSink, RunInfo, TableSink
-    from .tagging import WindowSettings, tag_file
+def tag_files(targets: list[tuple[str, str | None]], backend: "Backend", settings: "WindowSettings",
+              output_format: str,
+              output: Optional[Path], top: int, batch_size: int, pooling: str,
+              show_progress: bool) -> int:
+    """Tag every target into one sink; report each failure in one line; return how many failed."""
+    from .output import RunInfo, make_sink
+    from .tagging import tag_file
 
-    settings = WindowSettings(window, hop)
-    model = load_model(model_name, num_heads=num_heads, show_progress=progress)
-    try:
-        backend = TorchBackend(model, device=device, precision=precision, threads=threads)
-        window_samples, hop_samples = settings.resolve(backend)
-    except ValueError as exc:
-        raise fail(str(exc), code=2) from None
-    run = RunInfo(model=backend.name, labels=backend.labels, sample_rate=backend.sample_rate,
-                  window=window_samples / backend.sample_rate, hop=hop_samples / backend.sample_rate,
-                  pooling=pooling)
-    targets = list(expand_paths(paths))
-    durations = {}
-    for path, problem in targets:
-        if problem is None:
-            try:
-                durations[path] = probe(path).duration or 0.0
-            except TaggerError:
-                durations[path] = 0.0
+    window, hop = settings.resolve(backend)
+    rate = backend.sample_rate
+    run = RunInfo(model=backend.name, labels=backend.labels, sample_rate=rate, window=window / rate,
+                  hop=hop / rate, pooling=pooling)
     failures = 0
-    show_progress = progress and stderr.is_terminal
     with open_output(output) as stream, make_progress(show_progress) as bar:
-        sink_class = {"json": JsonSink, "jsonl": JsonlSink, "csv": CsvSink}.get(output_format)
-        if sink_class is None:
-            console = Console(file=stream, highlight=False) if output else Console(highlight=False)
-            sink = TableSink(console, run, top)
-        else:
-            sink = sink_class(stream, run, top)
-        task = bar.add_task("tagging", total=sum(durations.values()) or None)
+        total = sum(_known_duration(path) for path, problem in targets if not problem) if show_progress else 0
+        task = bar.add_task("tagging", total=total or None)
+        sink = make_sink(output_format, stream, run, top)
         for path, problem in targets:
             bar.update(task, description=Path(path).name)
             try:
                 if problem:
                     raise TaggerError(problem)
                 result = tag_file(path, backend, settings, batch_size, pooling,
-                                  on_samples=lambda n: bar.advance(task, n / backend.sample_rate))
+                                  on_samples=lambda n: bar.advance(task, n / rate))
             except TaggerError as exc:
                 failures += 1
                 error_line(str(exc))
@@ -196,6 +188,16 @@ def run_file_command(paths: list[Path], model_name: Optional[str], output_format
             sink.add(result)
         sink.close()
     return failures
+
+
+def _known_duration(path: str) -> float:
+    """Seconds of audio in a file by its header, 0 when unknown or unreadable (progress bars only)."""
+    from .audio import probe
+
+    try:
+        return probe(path).duration or 0.0
+    except TaggerError:
+        return 0.0
 
 
 @app.command("models")

@@ -6,7 +6,7 @@ import csv
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import numpy as np
 from rich.console import Console, Group
@@ -16,9 +16,14 @@ from rich.text import Text
 from .aggregate import timeline, top_k
 from .tagging import FileResult
 
-FORMATS = ("table", "json", "jsonl", "csv")
 DECIMALS = 6
 MAX_TIMELINE_ROWS = 40
+
+
+class Sink(Protocol):
+    def add(self, result: FileResult) -> None: ...
+    def add_error(self, path: str, message: str) -> None: ...
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -200,3 +205,11 @@ class TableSink:
 
     def close(self) -> None:
         pass
+
+
+def make_sink(output_format: str, stream: IO[str], run: RunInfo, k: int) -> Sink:
+    """The sink for ``--format``; tables go to a Rich console on ``stream``."""
+    if output_format == "table":
+        return TableSink(Console(file=stream, highlight=False), run, k)
+    sinks = {"json": JsonSink, "jsonl": JsonlSink, "csv": CsvSink}
+    return sinks[output_format](stream, run, k)
