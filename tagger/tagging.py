@@ -31,7 +31,12 @@ class Backend(Protocol):
 
 @dataclass(frozen=True)
 class WindowSettings:
-    """Window length and hop in seconds (None: the model's context / half of the window)."""
+    """Window length and hop in seconds.
+
+    The default window is the model's whole context: the longest input whose patches fit the
+    positional grid (10.05 s for the official 99-column grid), so any clip a reference PaSST takes
+    in one pass is also tagged here in one pass. The default hop is half the window.
+    """
 
     window: float | None = None
     hop: float | None = None
@@ -39,19 +44,22 @@ class WindowSettings:
     def resolve(self, backend: Backend) -> tuple[int, int]:
         """Window and hop in samples at the model's rate, checked against the model's context."""
         rate = backend.sample_rate
-        window_s = self.window if self.window is not None else backend.context_seconds
-        if window_s <= 0:
+        if self.window is None:
+            window = backend.max_samples
+        elif self.window <= 0:
             raise ValueError("the window must be longer than 0 s")
-        window = int(round(window_s * rate))
+        else:
+            window = int(round(self.window * rate))
         if window > backend.max_samples:
             raise ValueError(
-                f"a {window_s:g} s window is longer than the model's context "
-                f"({backend.context_seconds:g} s)"
+                f"a {self.window:g} s window is longer than the model's context "
+                f"({backend.max_samples / rate:g} s)"
             )
-        hop_s = self.hop if self.hop is not None else window_s / 2
-        if hop_s <= 0:
+        if self.hop is None:
+            return window, max(1, window // 2)
+        if self.hop <= 0:
             raise ValueError("the hop must be longer than 0 s")
-        return window, max(1, int(round(hop_s * rate)))
+        return window, max(1, int(round(self.hop * rate)))
 
 
 @dataclass

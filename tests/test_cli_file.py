@@ -63,13 +63,14 @@ def test_reference_parity_through_the_cli(tmp_path):
         assert np.abs(got - expected).max() < 1e-4
 
 
-def test_short_clip_is_one_forward_pass_without_padding(small_model_path, tmp_path):
+@pytest.mark.parametrize("seconds", [7.3, 10.05])  # 10.05 s: the longest input the 99-column grid takes
+def test_clip_within_the_context_is_one_forward_pass_without_padding(small_model_path, tmp_path, seconds):
     path = tmp_path / "clip.wav"
-    sf.write(path, scene(7.3), SAMPLE_RATE, subtype="FLOAT")
+    sf.write(path, scene(seconds), SAMPLE_RATE, subtype="FLOAT")
     result = tagger("file", path, "-m", small_model_path, "-f", "json")
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)["files"][0]
-    assert [(w["start"], w["end"]) for w in record["windows"]] == [(0.0, 7.3)]
+    assert [(w["start"], w["end"]) for w in record["windows"]] == [(0.0, seconds)]
     expected = model_probabilities(small_model_path, path)
     got = np.array([record["clip"][label] for label in SMALL_LABELS])
     assert np.abs(got - expected).max() < 1e-5
