@@ -115,7 +115,7 @@ def file_command(
                                        show_default=False, metavar="PATH"),
     model: Optional[str] = typer.Option(
         None, "--model", "-m",
-        help="Model file (.pt) or a name from `tagger models` (default: passt-s-swa, downloaded on first use)."),
+        help="Model file (.pt, or .onnx from `tagger export`: run with ONNX Runtime) or a name from `tagger models` (default: passt-s-swa, downloaded on first use)."),
     output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="Write the results to this file instead of stdout."),
@@ -129,7 +129,7 @@ def file_command(
     precision: Precision = typer.Option(Precision.fp32, "--precision",
                                         help="fp32 (the reference numbers) or bf16 (faster on AMX CPUs and GPUs)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for inference (default: PyTorch's choice)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for inference (default: PyTorch's or ONNX Runtime's choice)."),
     num_heads: Optional[int] = typer.Option(None, "--num-heads", min=1,
                                             help="Attention heads of an official checkpoint (default: embed_dim / 64; tagger model files know theirs)."),
     progress: bool = typer.Option(True, "--progress/--no-progress",
@@ -139,14 +139,11 @@ def file_command(
     for value, option in ((window, "--window"), (hop, "--hop")):
         if value is not None and value <= 0:
             raise fail(f"{option} must be longer than 0 s", code=2)
-    from .inference import TorchBackend
-    from .loading import load_model
     from .tagging import WindowSettings
 
-    loaded = load_model(model, num_heads=num_heads, show_progress=progress)
     settings = WindowSettings(window, hop)
     try:
-        backend = TorchBackend(loaded, device=device, precision=precision.value, threads=threads)
+        backend = make_backend(model, device, precision, threads, num_heads, progress)
         settings.resolve(backend)
     except ValueError as exc:
         raise fail(str(exc), code=2) from None
@@ -154,6 +151,34 @@ def file_command(
                          top, batch_size, pooling.value, progress and stderr.is_terminal)
     if failures:
         raise typer.Exit(1)
+
+
+def make_backend(model: Optional[str], device: str, precision: Precision, threads: Optional[int],
+                 num_heads: Optional[int] = None, progress: bool = True) -> "Backend":
+    """The backend for --model, shared by every command that tags: ONNX Runtime for an .onnx file
+    (never imports torch), else PyTorch. Bad option values raise ValueError (a usage error)."""
+    from .onnx_backend import is_onnx_model
+
+    if is_onnx_model(model):
+        return onnx_backend(model, device, threads, precision, num_heads)
+    from .inference import TorchBackend
+    from .loading import load_model
+
+    loaded = load_model(model, num_heads=num_heads, show_progress=progress)
+    return TorchBackend(loaded, device=device, precision=precision.value, threads=threads)
+
+
+def onnx_backend(model: str, device: str, threads: Optional[int], precision: Precision,
+                 num_heads: Optional[int]) -> "Backend":
+    """The ONNX Runtime backend for an exported model; PyTorch-only options are refused."""
+    from .onnx_backend import OnnxBackend
+
+    if precision != Precision.fp32:
+        raise ValueError("--precision applies to PyTorch models; an .onnx model runs in the precision "
+                         "it was exported in (see tagger export --int8/--fp16)")
+    if num_heads is not None:
+        raise ValueError("--num-heads applies to official PyTorch checkpoints, not to .onnx models")
+    return OnnxBackend(model, device=device, threads=threads)
 
 
 def tag_files(targets: list[tuple[str, str | None]], backend: "Backend", settings: "WindowSettings",
@@ -218,6 +243,285 @@ def models_command() -> None:
         label = f"{name} (default)" if name == default_model_name() else name
         table.add_row(label, f"{remote.context_seconds:g} s", cached, remote.description)
     Console().print(table)
+
+
+class FrontendKind(str, Enum):
+    dft = "dft"
+    stft = "stft"
+
+
+@app.command("export")
+def export_command(
+    model: str = typer.Argument(..., help="Model file (.pt) or a name from `tagger models`.",
+                                show_default=False, metavar="MODEL"),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", show_default=False,
+        help="The ONNX file to write, ending in .onnx (default: MODEL's name + .onnx, -int8/-fp16 marked, here)."),
+    int8: bool = typer.Option(False, "--int8", help="Dynamic int8 quantization of the transformer's weight matrices (CPU)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Float16 transformer for CUDA; input, output and front-end stay float32."),
+    verify: bool = typer.Option(True, "--verify/--no-verify",
+                                help="Compare ONNX Runtime with PyTorch after the export; fail beyond the tolerance."),
+    audio: Optional[list[Path]] = typer.Option(None, "--audio",
+                                               help="Audio file to verify on (repeatable; default: a built-in synthetic signal)."),
+    labelled: Optional[Path] = typer.Option(None, "--labelled",
+                                            help="Labelled data as `tagger eval` reads it: also report both models' mAP."),
+    frontend: FrontendKind = typer.Option(FrontendKind.dft, "--frontend",
+                                          help="STFT in the graph: dft (a strided Conv, faster) or stft (the ONNX STFT op)."),
+    opset: int = typer.Option(17, "--opset", min=17, help="ONNX opset version."),
+    num_heads: Optional[int] = typer.Option(None, "--num-heads", min=1,
+                                            help="Attention heads of an official checkpoint (default: embed_dim / 64)."),
+    device: str = typer.Option("auto", "--device", help="Where the verification runs ONNX Runtime: auto, cpu, cuda or cuda:N."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the verification."),
+) -> None:
+    """Export a model to one ONNX file (waveform in, probabilities and embedding out) and verify it."""
+    if int8 and fp16:
+        raise fail("--int8 and --fp16 exclude each other", code=2)
+    variant = "int8" if int8 else "fp16" if fp16 else "fp32"
+    if output is None:
+        name = Path(model).stem if Path(model).is_file() else Path(model).name
+        output = Path(name + ("" if variant == "fp32" else f"-{variant}") + ".onnx")
+    if output.suffix.lower() != ".onnx":
+        raise fail(f"{output}: the output name must end in .onnx (tagger file recognises ONNX models by it)",
+                   code=2)
+    from tagger_export.command import ExportRequest, run_export
+
+    request = ExportRequest(
+        model=model, output=output, precision=variant,
+        frontend=frontend.value, opset=opset, verify=verify, audio=tuple(audio or ()), labelled=labelled,
+        num_heads=num_heads, device=device, threads=threads,
+    )
+    try:
+        run_export(request, typer.echo)
+    except ValueError as exc:
+        raise fail(str(exc), code=2) from None
+
+
+class Task(str, Enum):
+    auto = "auto"
+    multi_label = "multi-label"
+    single_label = "single-label"
+
+
+class TrainPrecision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class ReportFormat(str, Enum):
+    json = "json"
+    csv = "csv"
+
+
+@app.command("train")
+def train_command(
+    data: Optional[Path] = typer.Argument(
+        None, help="CSV manifest or folder of class folders (DATA/<label>/*.wav); may be left out with --resume.",
+        show_default=False),
+    out: Path = typer.Option(Path("runs/tagger"), "--out", help="Folder for last.pt, best.pt, swa.pt and metrics.jsonl."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out where it stopped (its own options are used)."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Validation manifest or class folders (default: split off --val-split)."),
+    val_split: float = typer.Option(0.1, "--val-split", help="Fraction of DATA held out for validation (stratified, seeded) without --val."),
+    labels_file: Optional[Path] = typer.Option(None, "--labels", help="Label vocabulary file, one label per line (default: the labels in the data)."),
+    path_column: str = typer.Option("path", "--path-column", help="Manifest column with the audio paths (relative to the manifest)."),
+    labels_column: str = typer.Option("labels", "--labels-column", help="Manifest column with the labels."),
+    delimiter: str = typer.Option(",", "--delimiter", help="Field separator of the manifest."),
+    label_separator: str = typer.Option(",", "--label-separator", help="Separator between the labels of one clip."),
+    task: Task = typer.Option(Task.auto, "--task", help="multi-label (sigmoid + BCE), single-label (softmax + CE) or auto (single-label when every clip has one label)."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start from this model (file or `tagger models` name) instead of random weights."),
+    freeze_backbone: bool = typer.Option(False, "--freeze-backbone", help="Train only the head."),
+    backbone_lr_scale: float = typer.Option(1.0, "--backbone-lr-scale", help="Learning rate of the backbone relative to the head's."),
+    arch: str = typer.Option("passt-tiny", "--arch", help="Size of a new model: passt-s, passt-small, passt-tiny or passt-mini."),
+    embed_dim: Optional[int] = typer.Option(None, "--embed-dim", min=1, help="Override the embedding width of --arch."),
+    depth: Optional[int] = typer.Option(None, "--depth", min=1, help="Override the number of blocks of --arch."),
+    num_heads: Optional[int] = typer.Option(None, "--num-heads", min=1, help="Override the attention heads of --arch (with --init: the heads of an official checkpoint)."),
+    context: float = typer.Option(10.0, "--context", help="Context of a new model in seconds (its time positional grid)."),
+    window: Optional[float] = typer.Option(None, "--window", help="Training crop in seconds (default: the model's context)."),
+    epochs: int = typer.Option(10, "--epochs", min=1, help="Passes over the training data."),
+    batch_size: int = typer.Option(12, "--batch-size", min=1, help="Clips per step and process."),
+    accumulate: int = typer.Option(1, "--accumulate", min=1, help="Steps whose gradients are summed before an update."),
+    lr: float = typer.Option(1e-4, "--lr", help="Peak learning rate (AdamW)."),
+    weight_decay: float = typer.Option(1e-4, "--weight-decay", help="AdamW weight decay (not on biases, norms, tokens, positions)."),
+    warmup_epochs: float = typer.Option(1.0, "--warmup-epochs", help="Linear warm-up length in epochs, then linear decay to 1%."),
+    clip_grad: float = typer.Option(0.0, "--clip-grad", help="Clip the gradient norm to this value (0: off)."),
+    patchout_t: Optional[int] = typer.Option(None, "--patchout-t", min=0, help="Time-patch columns dropped per step (default: 40 per 10 s of window)."),
+    patchout_f: int = typer.Option(4, "--patchout-f", min=0, help="Frequency-patch rows dropped per step."),
+    u_patchout: int = typer.Option(0, "--u-patchout", min=0, help="Further random patches dropped per step (unstructured patchout)."),
+    mixup_alpha: float = typer.Option(0.3, "--mixup", help="Mixup of spectrograms with lambda ~ Beta(a, a), max(l, 1-l) (0: off)."),
+    gain: bool = typer.Option(True, "--gain/--no-gain", help="Random gain of -7..+6 dB per clip."),
+    roll: float = typer.Option(0.25, "--roll", help="Random circular shift of up to this many seconds (0: off)."),
+    spec_augment: bool = typer.Option(True, "--spec-augment/--no-spec-augment", help="Front-end train mode: mel band-edge jitter and frequency/time masks."),
+    weighted_sampling: bool = typer.Option(True, "--weighted-sampling/--no-weighted-sampling", help="Draw clips of rare labels more often."),
+    swa_start: Optional[int] = typer.Option(None, "--swa-start", min=1, help="Average the weights of this epoch and later into swa.pt."),
+    precision: TrainPrecision = typer.Option(TrainPrecision.auto, "--precision", help="auto: bf16 on CUDA and bf16-capable CPUs, fp16 on older GPUs, else fp32."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    workers: int = typer.Option(2, "--workers", min=0, help="Data-loading processes per training process."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads per process."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split, the data order, augmentation and initial weights."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Keep decoded, resampled audio here (float16 .npy) for later epochs and runs."),
+    checkpoint_every: int = typer.Option(0, "--checkpoint-every", min=0, help="Also save last.pt every N updates (0: at the end of each epoch only)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Model name stored in the files (default: the --out folder's name)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr (only on a terminal)."),
+) -> None:
+    """Train or fine-tune a tagger on your own labelled audio (the PaSST recipe)."""
+    from .train import TrainOptions, train
+
+    if data is None and not resume:
+        raise fail("DATA is required (unless --resume)", code=2)
+    opts = TrainOptions(
+        data=str(data) if data else "", out=str(out), val=str(val) if val else None, val_split=val_split,
+        labels_file=str(labels_file) if labels_file else None, path_column=path_column,
+        labels_column=labels_column, delimiter=delimiter, label_separator=label_separator, task=task.value,
+        init=init, arch=arch, embed_dim=embed_dim, depth=depth, num_heads=num_heads, context=context,
+        window=window, freeze_backbone=freeze_backbone, backbone_lr_scale=backbone_lr_scale, epochs=epochs,
+        batch_size=batch_size, accumulate=accumulate, lr=lr, weight_decay=weight_decay,
+        warmup_epochs=warmup_epochs, clip_grad=clip_grad, patchout_t=patchout_t, patchout_f=patchout_f,
+        u_patchout=u_patchout, mixup=mixup_alpha, gain=gain, roll=roll, spec_augment=spec_augment,
+        weighted_sampling=weighted_sampling, swa_start=swa_start, precision=precision.value, device=device,
+        workers=workers, threads=threads, seed=seed, cache_dir=str(cache_dir) if cache_dir else None,
+        checkpoint_every=checkpoint_every, name=name, progress=progress,
+    )
+    result = train(opts, resume=resume, console=stderr)
+    if int(os.environ.get("RANK", "0")) == 0:
+        best = result["best_mAP"]
+        typer.echo(f"best validation mAP {best:.4f}; model files in {result['out']}")
+
+
+@app.command("eval")
+def eval_command(
+    model: str = typer.Argument(..., help="Model file (.pt) or a name from `tagger models`.", show_default=False),
+    data: Path = typer.Argument(..., help="CSV manifest or folder of class folders with the true labels.",
+                                show_default=False),
+    path_column: str = typer.Option("path", "--path-column", help="Manifest column with the audio paths."),
+    labels_column: str = typer.Option("labels", "--labels-column", help="Manifest column with the labels."),
+    delimiter: str = typer.Option(",", "--delimiter", help="Field separator of the manifest."),
+    label_separator: str = typer.Option(",", "--label-separator", help="Separator between the labels of one clip."),
+    output_format: ReportFormat = typer.Option(ReportFormat.json, "--format", "-f", help="Format of --output."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write overall and per-class numbers to this file."),
+    top: Optional[int] = typer.Option(None, "--top", min=1, help="Show only the N best classes in the table (default: all)."),
+    window: Optional[float] = typer.Option(None, "--window", help="Window length in seconds (default: the model's context)."),
+    hop: Optional[float] = typer.Option(None, "--hop", help="Hop between windows in seconds (default: half the window)."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Windows per model call."),
+    pooling: Pooling = typer.Option(Pooling.max, "--pooling", help="Clip score from the windows' scores."),
+    precision: Precision = typer.Option(Precision.fp32, "--precision", help="fp32 or bf16."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: PyTorch's choice)."),
+    num_heads: Optional[int] = typer.Option(None, "--num-heads", min=1, help="Attention heads of an official checkpoint."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr (only on a terminal)."),
+) -> None:
+    """Score a model on labelled audio: overall and per-class average precision."""
+    for value, option in ((window, "--window"), (hop, "--hop")):
+        if value is not None and value <= 0:
+            raise fail(f"{option} must be longer than 0 s", code=2)
+    from .data import ManifestFormat
+    from .evaluate import evaluate_dataset, print_report, write_report
+    from .inference import TorchBackend
+    from .loading import load_model
+    from .tagging import WindowSettings
+
+    loaded = load_model(model, num_heads=num_heads, show_progress=progress)
+    settings = WindowSettings(window, hop)
+    try:
+        backend = TorchBackend(loaded, device=device, precision=precision.value, threads=threads)
+        settings.resolve(backend)
+    except ValueError as exc:
+        raise fail(str(exc), code=2) from None
+    fmt = ManifestFormat(path_column, labels_column, delimiter, label_separator)
+    with make_progress(progress and stderr.is_terminal) as bar:
+        task = bar.add_task("evaluating", total=None)
+        result = evaluate_dataset(backend, loaded.multi_label, str(data), fmt, settings, batch_size,
+                                  pooling.value, on_clip=lambda: bar.advance(task))
+    print_report(result, Console(), top)
+    if output is not None:
+        with open_output(output) as stream:
+            write_report(result, output_format.value, stream)
+
+
+class ListenFormat(str, Enum):
+    auto = "auto"
+    tui = "tui"
+    jsonl = "jsonl"
+
+
+@app.command("listen")
+def listen_command(
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m",
+        help="Model file (.pt or .onnx) or a name from `tagger models` (default: passt-s-swa)."),
+    device: Optional[str] = typer.Option(None, "--device", "-d",
+                                         help="Input device: index or (part of the) name from `tagger devices` (default: the system's default input)."),
+    input_path: Optional[Path] = typer.Option(None, "--input", "-i",
+                                              help="Play this audio file through the live engine at real-time pace instead of capturing."),
+    output_format: ListenFormat = typer.Option(ListenFormat.auto, "--format", "-f",
+                                               help="tui (terminal UI), jsonl (one JSON object per update and event) or auto (tui on a terminal)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Append the events to this file as JSON lines."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds (default: until Ctrl-C or the end of --input)."),
+    window: Optional[float] = typer.Option(None, "--window", help="Window length in seconds (default: the model's context)."),
+    hop: float = typer.Option(1.0, "--hop", help="Seconds between updates (windows start every hop)."),
+    top: int = typer.Option(5, "--top-k", "-k", min=1, help="Labels shown per update."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Probability at which a sound event starts."),
+    label_threshold: Optional[list[str]] = typer.Option(None, "--label-threshold", metavar="LABEL=P",
+                                                        help="Threshold for one label (repeatable)."),
+    offset_ratio: float = typer.Option(0.7, "--offset-ratio",
+                                       help="An event ends when its probability falls below threshold x this ratio (hysteresis)."),
+    min_duration: float = typer.Option(0.0, "--min-duration", min=0.0, help="Report an event only once it has lasted this many seconds."),
+    smooth: int = typer.Option(1, "--smooth", min=1, help="Average the probabilities of the last N windows (1: off)."),
+    only: Optional[list[str]] = typer.Option(None, "--only", metavar="LABEL", help="Show and report only this label (repeatable)."),
+    exclude: Optional[list[str]] = typer.Option(None, "--exclude", metavar="LABEL", help="Never show or report this label (repeatable)."),
+    min_level: Optional[float] = typer.Option(None, "--min-level", metavar="DBFS",
+                                              help="Do not tag while the newest hop is quieter than this RMS level (e.g. -50)."),
+    compute_device: str = typer.Option("auto", "--compute-device", help="Where the model runs: auto, cpu, cuda or cuda:N."),
+    precision: Precision = typer.Option(Precision.fp32, "--precision", help="fp32 or bf16 (PyTorch models)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for inference."),
+    num_heads: Optional[int] = typer.Option(None, "--num-heads", min=1, help="Attention heads of an official checkpoint."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the model download's progress bar on stderr."),
+) -> None:
+    """Tag live audio from a microphone (or --input FILE) in a terminal UI or as JSON lines."""
+    if duration is not None and duration <= 0:
+        raise fail("--duration must be longer than 0 s", code=2)
+    if input_path is not None and device is not None:
+        raise fail("--input and --device exclude each other", code=2)
+    from .session import ListenOptions, prepare, run_listen
+
+    options = ListenOptions(
+        device=device, input_path=str(input_path) if input_path else None, window=window, hop=hop, top=top,
+        threshold=threshold, label_thresholds=tuple(label_threshold or ()), offset_ratio=offset_ratio,
+        min_duration=min_duration, smooth=smooth, only=tuple(only or ()), exclude=tuple(exclude or ()),
+        min_level=min_level, output=output, duration=duration,
+        interactive=output_format == ListenFormat.tui or (output_format == ListenFormat.auto and sys.stdout.isatty()),
+    )
+    try:
+        backend = make_backend(model, compute_device, precision, threads, num_heads, progress)
+        plan = prepare(backend, options)
+    except ValueError as exc:
+        raise fail(str(exc), code=2) from None
+    run_listen(backend, options, plan)
+
+
+class DevicesFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+@app.command("devices")
+def devices_command(
+    output_format: DevicesFormat = typer.Option(DevicesFormat.table, "--format", "-f", help="table or json."),
+) -> None:
+    """List the audio input devices that `tagger listen --device` accepts."""
+    import json
+
+    from .capture import import_sounddevice, list_input_devices, native_stderr_discarded, write_device_table
+
+    with native_stderr_discarded():
+        devices = list_input_devices(import_sounddevice())
+    if not devices:
+        raise TaggerError("no audio input devices found (is a sound server running, and PULSE_SERVER "
+                          "set if it is a private one?)")
+    if output_format == DevicesFormat.json:
+        typer.echo(json.dumps([d.__dict__ for d in devices], ensure_ascii=False))
+    else:
+        write_device_table(devices, sys.stdout)
 
 
 def main() -> None:

@@ -1,0 +1,122 @@
+"""Write an :class:`~tagger.model.AudioTagger` as one ONNX file, plus its int8 and fp16 variants.
+
+The graph is traced with PyTorch's TorchScript-based exporter (``dynamo=False``): it needs no extra
+package and reproduces the model to float32 rounding (see the verification step). Batch and length
+are dynamic axes; the file carries everything a runtime needs in ``metadata_props`` (see
+:func:`metadata`), so :mod:`tagger.onnx_backend` never needs the PyTorch model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+
+import tagger
+from tagger.model import AudioTagger
+from tagger.onnx_backend import FORMAT_NAME, FORMAT_VERSION, INPUT_NAME, OUTPUT_NAME
+
+from .graph import ExportGraph
+
+DEFAULT_OPSET = 17
+OUTPUT_NAMES = (OUTPUT_NAME, "embedding")
+FRONTEND_SCOPE = "/frontend/"  # node-name prefix of the front-end (never quantized)
+PRECISIONS = ("fp32", "int8", "fp16")
+
+
+def metadata(model: AudioTagger, source: str, frontend: str, precision: str,
+             opset: int) -> dict[str, str]:
+    """The ``metadata_props`` of an exported model: strings, JSON for structured values."""
+    return {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "model_name": model.name,
+        "source": source,
+        "tagger_version": tagger.__version__,
+        "labels": json.dumps(list(model.labels)),
+        "multi_label": json.dumps(bool(model.multi_label)),
+        "sample_rate": str(model.sample_rate),
+        "max_samples": str(model.max_samples),
+        "min_samples": str(model.min_samples),
+        "context_seconds": repr(model.context_seconds),
+        "frontend": json.dumps({**model.frontend.config.to_dict(), "implementation": frontend}),
+        "config": json.dumps(model.config.to_dict()),
+        "precision": precision,
+        "opset": str(opset),
+        "training_metadata": json.dumps(model.metadata, default=str),
+    }
+
+
+def set_metadata(proto: onnx.ModelProto, values: dict[str, str]) -> None:
+    del proto.metadata_props[:]
+    for key, value in values.items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.producer_name = "tagger"
+    proto.producer_version = tagger.__version__
+
+
+def trace_to_onnx(model: AudioTagger, path: Path, frontend: str, opset: int,
+                  half: bool = False) -> None:
+    """Trace the waveform-to-probabilities graph of ``model`` into ``path``.
+
+    With ``half`` the transformer's weights and arithmetic are float16 (for CUDA); the front-end,
+    the inputs and the outputs stay float32 (the power spectrum overflows float16).
+    """
+    graph = ExportGraph(model.eval(), frontend, torch.float16 if half else torch.float32).eval()
+    # Any length traces the same graph (batch and length stay dynamic): a short one traces faster.
+    example = torch.zeros(1, min(model.max_samples, model.sample_rate))
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes about shape arithmetic; verified afterwards
+        torch.onnx.export(
+            graph, (example,), str(path), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+            opset_version=opset, dynamo=False, do_constant_folding=True,
+            dynamic_axes={INPUT_NAME: {0: "batch", 1: "samples"},
+                          OUTPUT_NAMES[0]: {0: "batch"}, OUTPUT_NAMES[1]: {0: "batch"}},
+        )
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """Dynamic int8 quantization (QInt8 weights, per output channel) of the weight MatMuls.
+
+    Only MatMuls with a constant weight (the Linear layers of the blocks) are quantized; the
+    attention products, the front-end and the head (a Gemm on one row per clip) stay float32.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    proto = onnx.load(str(source), load_external_data=False)
+    weights = {init.name for init in proto.graph.initializer}
+    nodes = [n.name for n in proto.graph.node
+             if n.op_type == "MatMul" and n.input[1] in weights and not n.name.startswith(FRONTEND_SCOPE)]
+    logging.disable(logging.WARNING)  # the quantizer's advice to pre-process (not needed: dynamic)
+    try:
+        quantize_dynamic(str(source), str(target), per_channel=True, weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul"], nodes_to_quantize=nodes)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def export_model(model: AudioTagger, path: str | os.PathLike, source: str, frontend: str = "dft",
+                 precision: str = "fp32", opset: int = DEFAULT_OPSET) -> Path:
+    """Write ``model`` as an ONNX file at ``path`` in the given precision; returns the path."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}")
+    if opset < DEFAULT_OPSET:
+        raise ValueError(f"opset {opset} is too old: the graph needs opset {DEFAULT_OPSET} or newer")
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="tagger-export-") as tmp:
+        written = Path(tmp) / "traced.onnx"
+        trace_to_onnx(model, written, frontend, opset, half=precision == "fp16")
+        if precision == "int8":
+            quantize_int8(written, Path(tmp) / "int8.onnx")
+            written = Path(tmp) / "int8.onnx"
+        proto = onnx.load(str(written))
+    set_metadata(proto, metadata(model, source, frontend, precision, opset))
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+    return path

@@ -1,0 +1,101 @@
+"""``tagger eval``: score a model on a labelled dataset with the exact inference path of ``tagger file``.
+
+Each clip is decoded, windowed and pooled as ``tagger file`` does it, so the numbers are those of the
+scores a user gets; then per-class average precision and ROC-AUC are computed against the labels.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from .data import ManifestFormat, check_labels, read_examples, target_matrix
+from .metrics import Metrics, evaluate_scores
+from .tagging import Backend, WindowSettings, tag_file
+
+
+@dataclass
+class EvalResult:
+    model: str
+    labels: list[str]
+    clips: int
+    multi_label: bool
+    metrics: Metrics
+
+    def classes(self) -> list[dict]:
+        """Per-class rows, best AP first; classes without positives (no AP) last."""
+        rows = [{"label": label, "positives": n, "ap": _number(ap), "auc": _number(auc)}
+                for label, n, ap, auc in zip(self.labels, self.metrics.positives,
+                                             self.metrics.per_class_ap, self.metrics.per_class_auc)]
+        return sorted(rows, key=lambda r: (r["ap"] is None, -(r["ap"] or 0.0), r["label"]))
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "clips": self.clips,
+                "task": "multi-label" if self.multi_label else "single-label",
+                "overall": self.metrics.summary(), "classes": self.classes()}
+
+
+def _number(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 6)
+
+
+def evaluate_dataset(backend: Backend, multi_label: bool, data: str, fmt: ManifestFormat,
+                     settings: WindowSettings, batch_size: int, pooling: str,
+                     on_clip: Callable[[], None] | None = None) -> EvalResult:
+    """Tag every clip of ``data`` (manifest or class folders) and score it against its labels."""
+    examples = read_examples(data, fmt)
+    check_labels(examples, backend.labels, data)
+    targets = target_matrix(examples, backend.labels)
+    scores = []
+    for example in examples:
+        scores.append(tag_file(example.path, backend, settings, batch_size, pooling).clip)
+        if on_clip:
+            on_clip()
+    metrics = evaluate_scores(targets, np.stack(scores), single_label=not multi_label)
+    return EvalResult(backend.name, list(backend.labels), len(examples), multi_label, metrics)
+
+
+def print_report(result: EvalResult, console: Console, top: int | None) -> None:
+    overall = Table(title=f"{result.model} on {result.clips} clips", title_justify="left")
+    summary = result.metrics.summary()
+    for key in summary:
+        overall.add_column(key, justify="right")
+    overall.add_row(*("-" if v is None else f"{v:.4f}" for v in summary.values()))
+    console.print(overall)
+    per_class = Table(title="Average precision per class", title_justify="left")
+    for column in ("label", "positives", "AP", "ROC-AUC"):
+        per_class.add_column(column, justify="left" if column == "label" else "right")
+    rows = [r for r in result.classes() if r["positives"]]
+    for row in rows[:top] if top else rows:
+        per_class.add_row(row["label"], str(row["positives"]), _cell(row["ap"]), _cell(row["auc"]))
+    console.print(per_class)
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def write_report(result: EvalResult, output_format: str, stream: IO[str]) -> None:
+    """JSON (overall + classes) or CSV (one row per class, the overall numbers first as ``(all)``)."""
+    if output_format == "json":
+        json.dump(result.to_json(), stream, indent=2)
+        stream.write("\n")
+        return
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(["label", "positives", "ap", "auc"])
+    summary = result.metrics.summary()
+    writer.writerow(["(all)", sum(result.metrics.positives), _csv(summary["mAP"]), _csv(summary["mAUC"])])
+    for row in result.classes():
+        writer.writerow([row["label"], row["positives"], _csv(row["ap"]), _csv(row["auc"])])
+
+
+def _csv(value: float | None) -> str:
+    return "" if value is None else f"{value:.6f}"

@@ -1,0 +1,146 @@
+"""From a stream of per-window probabilities to sound events (no torch, no audio).
+
+Overlapping windows see one sound many times: with a 10 s window moved every second, a door slam
+is inside ten windows. :class:`EventTracker` turns those repeated detections into one event per
+sound with per-label thresholds, hysteresis (an event starts at ``threshold`` and only ends when
+the probability falls below ``threshold * offset_ratio``) and a minimum duration. :class:`Smoother`
+optionally averages the last few windows first.
+
+Times are stream seconds. A window ``[start, end]`` that follows a hop of ``hop`` seconds brings
+new audio ``[end - hop, end]``: an onset is placed at the start of the new audio of the first
+window above threshold, an offset at the start of the new audio of the first window below the
+offset threshold, so both are accurate to about one hop.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+class Smoother:
+    """Mean of the last ``windows`` probability vectors (1: no smoothing)."""
+
+    def __init__(self, windows: int = 1) -> None:
+        if windows < 1:
+            raise ValueError("smoothing needs at least 1 window")
+        self._recent: deque[np.ndarray] = deque(maxlen=windows)
+
+    def __call__(self, probabilities: np.ndarray) -> np.ndarray:
+        self._recent.append(np.asarray(probabilities, dtype=np.float32))
+        if len(self._recent) == 1:
+            return self._recent[0]
+        return np.mean(np.stack(self._recent), axis=0)
+
+    def reset(self) -> None:
+        self._recent.clear()
+
+
+def label_thresholds(labels: Sequence[str], default: float,
+                     overrides: Mapping[str, float] | None = None) -> np.ndarray:
+    """One threshold per class: ``default``, or the override given for that label name."""
+    if not 0.0 < default <= 1.0:
+        raise ValueError(f"threshold {default:g} is not in (0, 1]")
+    thresholds = np.full(len(labels), default, dtype=np.float32)
+    index = {label: i for i, label in enumerate(labels)}
+    for label, value in (overrides or {}).items():
+        if not 0.0 < value <= 1.0:
+            raise ValueError(f"threshold {value:g} for '{label}' is not in (0, 1]")
+        thresholds[index[label]] = value
+    return thresholds
+
+
+@dataclass
+class Event:
+    """One sound: ``offset`` is None while it lasts; ``peak`` is its highest probability."""
+
+    label: str
+    onset: float
+    peak: float
+    offset: float | None = None
+
+    def record(self, kind: str, time: float) -> dict[str, Any]:
+        """A JSON-ready dict: ``onset`` when the event is confirmed, ``offset`` when it ends."""
+        record: dict[str, Any] = {"type": "event", "event": kind, "time": round(time, 3),
+                                  "label": self.label, "onset": round(self.onset, 3)}
+        if self.offset is not None:
+            record["offset"] = round(self.offset, 3)
+            record["duration"] = round(self.offset - self.onset, 3)
+        record["peak"] = round(float(self.peak), 4)
+        return record
+
+
+@dataclass
+class _Candidate:
+    event: Event
+    confirmed: bool = False
+
+
+@dataclass
+class EventTracker:
+    """Per-label hysteresis with a minimum duration; see the module docstring.
+
+    ``active`` restricts which classes can produce events (``--only`` / ``--exclude``).
+    :meth:`update` returns the records of events confirmed (``onset``) or ended (``offset``)
+    by one window, an event is confirmed once it has lasted ``min_duration`` seconds.
+    """
+
+    labels: Sequence[str]
+    thresholds: np.ndarray
+    offset_ratio: float = 0.7
+    min_duration: float = 0.0
+    active: np.ndarray | None = None
+    _open: dict[int, _Candidate] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.offset_ratio <= 1.0:
+            raise ValueError(f"offset ratio {self.offset_ratio:g} is not in (0, 1]")
+        if self.min_duration < 0:
+            raise ValueError("the minimum duration cannot be negative")
+        self._offsets = self.thresholds * self.offset_ratio
+
+    @property
+    def ongoing(self) -> list[Event]:
+        """Confirmed events that have not ended yet."""
+        return [c.event for c in self._open.values() if c.confirmed]
+
+    def update(self, new_audio_start: float, end: float, probabilities: np.ndarray) -> list[dict[str, Any]]:
+        """Feed one window's probabilities (new audio ``[new_audio_start, end]``)."""
+        records = []
+        above_on = probabilities >= self.thresholds
+        above_off = probabilities >= self._offsets
+        if self.active is not None:
+            above_on &= self.active
+            above_off &= self.active
+        for i in list(self._open):
+            candidate = self._open[i]
+            if above_off[i]:
+                candidate.event.peak = max(candidate.event.peak, float(probabilities[i]))
+            else:
+                del self._open[i]
+                if candidate.confirmed:
+                    candidate.event.offset = new_audio_start
+                    records.append(candidate.event.record("offset", end))
+        for i in np.flatnonzero(above_on):
+            if i not in self._open:
+                self._open[int(i)] = _Candidate(Event(self.labels[i], new_audio_start,
+                                                      float(probabilities[i])))
+        for candidate in self._open.values():
+            if not candidate.confirmed and end - candidate.event.onset >= self.min_duration:
+                candidate.confirmed = True
+                records.append(candidate.event.record("onset", end))
+        return records
+
+    def close(self, time: float) -> list[dict[str, Any]]:
+        """End every open event at ``time`` (end of stream, a gap in the audio); drop unconfirmed ones."""
+        records = []
+        for candidate in self._open.values():
+            if candidate.confirmed:
+                candidate.event.offset = max(time, candidate.event.onset)
+                records.append(candidate.event.record("offset", time))
+        self._open.clear()
+        return records

@@ -1,0 +1,147 @@
+"""The pieces of `tagger listen` that need no sound server: events, the audio queue, device choice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sounddevice as sd
+
+from tagger.capture import AudioDeviceError, AudioQueue, InputDevice, MicrophoneSource, find_device
+from tagger.events import EventTracker, Smoother, label_thresholds
+from tagger.session import label_mask, parse_label_thresholds
+
+LABELS = ["dog", "cat", "Speech"]
+
+
+def feed(tracker: EventTracker, series: list[list[float]], hop: float = 1.0) -> list[dict]:
+    records = []
+    for n, probs in enumerate(series, start=1):
+        records += tracker.update(n * hop - hop, n * hop, np.array(probs, np.float32))
+    return records
+
+
+def test_one_sound_in_overlapping_windows_is_one_event_with_hysteresis():
+    tracker = EventTracker(LABELS, label_thresholds(LABELS, 0.5), offset_ratio=0.6)
+    # dog rises, dips to 0.35 (above 0.5 * 0.6 = 0.3: still the same event), then falls away
+    dog = [0.1, 0.6, 0.9, 0.35, 0.8, 0.2, 0.1]
+    records = feed(tracker, [[p, 0.0, 0.0] for p in dog])
+    assert [(r["event"], r["label"]) for r in records] == [("onset", "dog"), ("offset", "dog")]
+    onset, offset = records
+    assert onset["onset"] == 1.0 and onset["time"] == 2.0
+    assert offset["offset"] == 5.0 and offset["duration"] == 4.0 and offset["peak"] == pytest.approx(0.9)
+
+
+def test_without_hysteresis_the_dip_splits_the_sound():
+    tracker = EventTracker(LABELS, label_thresholds(LABELS, 0.5), offset_ratio=1.0)
+    records = feed(tracker, [[p, 0.0, 0.0] for p in [0.6, 0.35, 0.8, 0.1]])
+    assert [r["event"] for r in records] == ["onset", "offset", "onset", "offset"]
+
+
+def test_minimum_duration_drops_blips_and_delays_confirmation():
+    tracker = EventTracker(LABELS, label_thresholds(LABELS, 0.5), min_duration=2.0)
+    blip = feed(tracker, [[0.9, 0, 0], [0.1, 0, 0]])
+    assert blip == []
+    records = feed(tracker, [[0.9, 0, 0], [0.9, 0, 0], [0.1, 0, 0]])
+    assert [r["event"] for r in records] == ["onset", "offset"]
+    assert records[0]["time"] == 2.0 and records[0]["onset"] == 0.0
+
+
+def test_per_label_thresholds_active_mask_and_close():
+    thresholds = label_thresholds(LABELS, 0.5, parse_label_thresholds(LABELS, ["speech=0.2"]))
+    assert thresholds.tolist() == pytest.approx([0.5, 0.5, 0.2])
+    tracker = EventTracker(LABELS, thresholds, active=label_mask(LABELS, [], ["cat"]))
+    records = feed(tracker, [[0.1, 0.9, 0.3]])
+    assert [(r["event"], r["label"]) for r in records] == [("onset", "Speech")]
+    closed = tracker.close(7.5)
+    assert [(r["event"], r["offset"]) for r in closed] == [("offset", 7.5)]
+    assert tracker.ongoing == []
+
+
+@pytest.mark.parametrize("bad", ["speech", "=0.3", "Speech=x", "Parrot=0.5"])
+def test_bad_label_thresholds(bad):
+    with pytest.raises(ValueError):
+        parse_label_thresholds(LABELS, [bad])
+
+
+def test_label_filters():
+    assert label_mask(LABELS, ["DOG", "speech"], []).tolist() == [True, False, True]
+    with pytest.raises(ValueError, match="did you mean 'Speech'"):
+        label_mask(LABELS, ["Speach"], [])
+    with pytest.raises(ValueError, match="no label"):
+        label_mask(LABELS, ["dog"], ["dog"])
+
+
+def test_smoother_averages_the_last_windows():
+    smooth = Smoother(2)
+    assert smooth(np.array([1.0])).tolist() == [1.0]
+    assert smooth(np.array([0.0])).tolist() == [0.5]
+    assert smooth(np.array([0.0])).tolist() == [0.0]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_queue_keeps_order_and_counts_overflow_as_a_gap():
+    queue = AudioQueue(rate=10, channels=1, capacity_seconds=1.0, clock=Clock())
+    queue.write(np.arange(6, dtype=np.float32)[:, None])
+    chunk = queue.read(0)
+    assert chunk.frames[:, 0].tolist() == list(range(6)) and chunk.gap == 0
+    queue.write(np.arange(6, 20, dtype=np.float32)[:, None])  # 14 frames into a 10-frame ring
+    chunk = queue.read(0)
+    assert chunk.frames[:, 0].tolist() == list(range(10, 20))
+    assert chunk.gap == pytest.approx(0.4) and queue.overflow == pytest.approx(0.4)
+    assert queue.read(0) is None
+
+
+def test_queue_compares_frames_with_the_clock():
+    clock = Clock()
+    queue = AudioQueue(rate=100, channels=1, capacity_seconds=30, tolerance=0.25, settle=1.0, clock=clock)
+    block = np.zeros((10, 1), np.float32)
+    for _ in range(50):  # 0.1 s blocks in real time: nothing lost
+        clock.now += 0.1
+        queue.write(block)
+    assert queue.lost == 0 and queue.late == 0
+    clock.now += 3.0  # the server dropped 3 s, then audio flows again
+    for _ in range(20):
+        clock.now += 0.1
+        queue.write(block)
+    assert queue.missing == pytest.approx(3.0, abs=0.11)
+    assert queue.late == 0
+    clock.now += 0.5  # late audio that catches up is not lost
+    queue.write(block)
+    queue.write(np.zeros((50, 1), np.float32))
+    assert queue.missing == pytest.approx(3.0, abs=0.11)
+
+
+def test_overflow_flag_from_the_callback_is_counted():
+    source = MicrophoneSource.__new__(MicrophoneSource)
+    source.queue = AudioQueue(rate=48000, channels=1, capacity_seconds=1)
+    source._callback(np.zeros((1024, 1), np.float32), 1024, None, sd.CallbackFlags(2))
+    source._callback(np.zeros((1024, 1), np.float32), 1024, None, sd.CallbackFlags())
+    assert source.queue.flags == 1
+    assert len(source.queue.read(0).frames) == 2048
+
+
+DEVICES = [InputDevice(0, "pulse", "ALSA", 32, 44100, False),
+           InputDevice(1, "default", "ALSA", 32, 44100, True),
+           InputDevice(4, "USB Audio Mic: hw:2,0", "ALSA", 1, 48000, False)]
+
+
+def test_device_by_index_name_or_part():
+    assert find_device(DEVICES, None).name == "default"
+    assert find_device(DEVICES, "4").name.startswith("USB")
+    assert find_device(DEVICES, "PULSE").index == 0
+    assert find_device(DEVICES, "usb").index == 4
+    with pytest.raises(AudioDeviceError, match="ambiguous"):
+        find_device(DEVICES, "u")
+    with pytest.raises(AudioDeviceError, match="no input device matches"):
+        find_device(DEVICES, "bluetooth")
+    with pytest.raises(AudioDeviceError, match="index 7"):
+        find_device(DEVICES, "7")
+    with pytest.raises(AudioDeviceError, match="no audio input devices"):
+        find_device([], None)

@@ -1,0 +1,213 @@
+"""`tagger train` and `tagger eval` as a user runs them: real audio files, real subprocesses.
+
+A tiny PaSST (64-dim, 2 blocks, 1 s context) learns five signal classes written as wav/flac files at
+16 kHz (decoded and resampled by the `tagger file` reader), is killed with SIGKILL and resumed,
+runs under torchrun with two gloo processes, and is fine-tuned from official-format weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from audio_classes import CLASSES, write_folders
+from tagger.checkpoint import load_checkpoint, read_file
+from tagger.model import AudioTagger, PaSSTConfig
+from tagger.frontend import FrontendConfig
+from tagger.train import Split, TrainOptions, initial_model, learning_rate
+
+FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "passt_reference" / "tiny.pt"
+TINY = ["--embed-dim", "64", "--depth", "2", "--num-heads", "2", "--context", "1", "--batch-size", "4",
+        "--lr", "2e-3", "--workers", "0", "--threads", "2", "--no-progress"]
+
+
+def env() -> dict[str, str]:
+    values = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "OMP_NUM_THREADS": "1"}
+    values.pop("TAGGER_DEBUG", None)
+    return values
+
+
+def tagger(*args: object, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tagger", *map(str, args)], capture_output=True,
+                          text=True, env=env(), timeout=timeout)
+
+
+def history(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("classes")
+    write_folders(root / "train", per_class=9, seconds=1.0, seed=0)
+    write_folders(root / "val", per_class=4, seconds=1.0, seed=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "classes"
+    result = tagger("train", dataset / "train", "--val", dataset / "val", "--out", out, "--epochs", 8,
+                    "--mixup", 0, "--no-spec-augment", "--cache-dir", out.parent / "cache", *TINY)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_validation_map_rises_far_above_chance(trained):
+    rows = history(trained)
+    assert [r["epoch"] for r in rows] == list(range(1, 9))
+    best = max(r["mAP"] for r in rows)
+    # Chance: AP of random scores with 4 positives in 20 clips is about 0.3.
+    assert best >= 0.8, rows
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert all({"mAUC", "d_prime", "accuracy", "lr", "val_loss"} <= r.keys() for r in rows)
+    model = load_checkpoint(trained / "best.pt")
+    assert model.labels == sorted(CLASSES) and not model.multi_label
+    assert model.metadata["best_val_mAP"] == pytest.approx(best, abs=1e-6)
+    assert "training_state" in read_file(trained / "last.pt")
+    assert len(list((trained.parent / "cache").glob("*.npy"))) == 9 * 5 + 4 * 5
+
+
+def test_eval_reproduces_the_validation_map(trained, dataset, tmp_path):
+    report = tmp_path / "report.json"
+    result = tagger("eval", trained / "best.pt", dataset / "val", "--output", report, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(report.read_text())
+    best = load_checkpoint(trained / "best.pt").metadata["best_val_mAP"]
+    # 1 s clips and a 1 s window: `tagger file` sees the same samples as validation did.
+    assert data["overall"]["mAP"] == pytest.approx(best, abs=1e-4)
+    assert sorted(c["label"] for c in data["classes"]) == sorted(CLASSES)
+    assert all(c["positives"] == 4 for c in data["classes"])
+    assert "Average precision per class" in result.stdout
+    csv_report = tmp_path / "report.csv"
+    assert tagger("eval", trained / "best.pt", dataset / "val", "-o", csv_report, "-f", "csv",
+                  "--no-progress").returncode == 0
+    assert csv_report.read_text().splitlines()[0] == "label,positives,ap,auc"
+
+
+def test_the_trained_model_tags_files(trained, dataset):
+    clip = next((dataset / "val" / "noise").glob("*.wav"))
+    result = tagger("file", clip, "-m", trained / "best.pt", "-f", "json", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["files"][0]["top"][0]["label"] == "noise"
+
+
+def _final_weights(out: Path) -> dict[str, torch.Tensor]:
+    return read_file(out / "last.pt")["state_dict"]
+
+
+def test_sigkill_mid_epoch_then_resume_finishes_exactly(dataset, tmp_path):
+    args = ["train", dataset / "train", "--val", dataset / "val", "--epochs", 2, "--checkpoint-every", 2,
+            *TINY]
+    reference = tmp_path / "reference"
+    assert tagger(*args, "--out", reference).returncode == 0
+
+    out = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "tagger", *map(str, args), "--out", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
+    deadline = time.monotonic() + 300
+    while not (out / "last.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.7)  # let it go on a little past that checkpoint, into a later step
+    still_running = process.poll() is None
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert still_running, "the run finished before it could be killed"
+    state = read_file(out / "last.pt")["training_state"]
+    assert state["step"] < 2 * 11  # killed before the end (11 updates per epoch)
+    for model_file in out.glob("*.pt"):
+        load_checkpoint(model_file)  # every visible model file is complete
+
+    result = tagger("train", "--resume", "--out", out, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert [r["epoch"] for r in history(out)] == [1, 2]
+    assert not list(out.glob(".*.tmp"))
+    resumed, expected = _final_weights(out), _final_weights(reference)
+    assert all(torch.allclose(resumed[k], expected[k], atol=1e-5) for k in expected)
+    assert [r["mAP"] for r in history(out)] == pytest.approx([r["mAP"] for r in history(reference)], abs=1e-4)
+
+
+def test_torchrun_two_cpu_processes(dataset, tmp_path):
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "tagger", "train", str(dataset / "train"), "--val", str(dataset / "val"),
+               "--out", str(out), "--epochs", "2", *TINY[:-5], "--workers", "0", "--threads", "1",
+               "--no-progress"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env(), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("best validation mAP") == 1  # rank 0 only
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt", "metrics.jsonl"]
+    model = load_checkpoint(out / "last.pt")
+    assert model.metadata["processes"] == 2
+    # 45 clips dealt to 2 ranks (23 each, batch 4): 5 updates per epoch, each on 2 x 4 clips.
+    assert [r["step"] for r in history(out)] == [5, 10]
+    assert read_file(out / "last.pt")["training_state"]["world_size"] == 2
+
+
+def test_fine_tune_official_weights_to_new_labels(dataset, tmp_path):
+    out = tmp_path / "finetuned"
+    result = tagger("train", dataset / "train", "--val", dataset / "val", "--out", out, "--init", FIXTURE,
+                    "--num-heads", "4", "--freeze-backbone", "--window", "1", "--epochs", "2",
+                    "--batch-size", "8", "--lr", "1e-3", "--workers", "0", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    official = torch.load(FIXTURE, weights_only=True)["state_dict"]
+    model = load_checkpoint(out / "last.pt")
+    assert model.labels == sorted(CLASSES)
+    assert (model.config.embed_dim, model.config.depth, model.config.num_heads) == (64, 2, 4)
+    assert model.config.time_patches == 29  # the 3 s grid of the fixture; trained on 1 s crops
+    state = model.passt.state_dict()
+    backbone = [k for k in official if not k.startswith(("head", "head_dist"))]
+    assert all(torch.equal(state[k], official[k]) for k in backbone)  # frozen
+    assert state["head.1.weight"].shape == (len(CLASSES), 64)
+    result = tagger("file", next((dataset / "val" / "tone").glob("*.wav")), "-m", out / "best.pt",
+                    "--no-progress")
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_head_is_kept_when_the_labels_match():
+    config = PaSSTConfig(embed_dim=64, depth=1, num_heads=1, time_patches=9, num_classes=3)
+    base = AudioTagger(config, FrontendConfig(), ["a", "b", "c"])
+    head = base.passt.head[1].weight.clone()
+    split = Split(["a", "b", "c"], True, [], [])
+    assert torch.equal(initial_model(TrainOptions(data="x"), split, base).passt.head[1].weight, head)
+    other = initial_model(TrainOptions(data="x"), Split(["a", "b"], False, [], []), base)
+    assert other.passt.head[1].weight.shape == (2, 64) and other.labels == ["a", "b"]
+    assert not other.multi_label
+
+
+def test_learning_rate_warms_up_then_decays():
+    rates = [learning_rate(step, total=10, warmup=2, peak=1.0) for step in range(10)]
+    assert rates[:3] == [0.5, 1.0, 1.0]
+    assert rates[3:] == sorted(rates[3:], reverse=True) and rates[-1] >= 0.01
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "nowhere"], "nowhere: no such manifest or folder"),
+    (["train"], "DATA is required"),
+    (["train", "--resume", "--out", "nowhere-run"], "no last.pt to resume from"),
+    (["train", "{data}", "--precision", "fp16", "--device", "cpu"], "fp16 training needs a CUDA GPU"),
+    (["train", "{data}", "--patchout-t", "50", "--context", "1"], "--patchout-t 50 must be below"),
+    (["eval", "{model}", "nowhere"], "nowhere: no such manifest or folder"),
+])
+def test_bad_input_is_one_line(args, message, dataset, trained, tmp_path):
+    filled = [a.format(data=dataset / "train", model=trained / "best.pt") for a in args]
+    if filled[0] == "train" and "--out" not in filled:
+        filled += ["--out", str(tmp_path / "run")]
+    result = tagger(*filled)
+    assert result.returncode in (1, 2)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_an_existing_run_is_not_overwritten(trained, dataset):
+    result = tagger("train", dataset / "train", "--out", trained, *TINY)
+    assert result.returncode == 1
+    assert "already holds a run" in result.stderr
