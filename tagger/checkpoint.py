@@ -14,12 +14,12 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .atomic import atomic_write
 from .errors import ModelLoadError
 from .frontend import FrontendConfig
 from .labels import default_labels
@@ -182,24 +182,9 @@ def model_file_contents(model: AudioTagger, metadata: dict[str, Any] | None = No
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """Write with torch.save to a temporary file, fsync it, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """``torch.save`` atomically (see :mod:`tagger.atomic`)."""
+    with atomic_write(path) as handle:
+        torch.save(obj, handle)
 
 
 def save_model(model: AudioTagger, path: str | os.PathLike, metadata: dict[str, Any] | None = None,

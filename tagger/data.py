@@ -15,7 +15,6 @@ import csv
 import hashlib
 import math
 import os
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from .atomic import atomic_write
 from .audio import load_audio, probe
 from .errors import TaggerError
 
@@ -205,10 +205,8 @@ class AudioCache:
         except (OSError, ValueError):
             pass  # not cached yet (or unreadable): decode and (re)write it
         audio = load_audio(path, self.sample_rate)
-        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".npy.tmp", dir=self.directory)
-        with os.fdopen(fd, "wb") as handle:
+        with atomic_write(entry) as handle:
             np.save(handle, audio.astype(np.float16))
-        os.replace(tmp, entry)
         return audio
 
 

@@ -18,7 +18,6 @@ import datetime
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -36,6 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from . import __version__
+from .atomic import atomic_write
 from .checkpoint import atomic_save, load_checkpoint, model_file_contents, read_file
 from .data import (Augment, AudioCache, ClipDataset, DataError, EpochSampler, Example,
                    ManifestFormat, check_audio, check_labels, read_examples, read_labels_file,
@@ -259,19 +259,6 @@ def loss_of(logits: torch.Tensor, targets: torch.Tensor, multi_label: bool) -> t
     return nn.functional.cross_entropy(logits, targets)  # soft (mixed-up) class probabilities
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def remove_stale_temporaries(out: Path) -> None:
     """Delete the temporary files of writes that a killed run never renamed into place."""
     for name in (*MODEL_FILES, LOG_FILE):
@@ -446,7 +433,8 @@ class Trainer:
 
     def _write_log(self) -> None:
         lines = "".join(json.dumps(row) + "\n" for row in self.history)
-        write_text_atomic(self.out / LOG_FILE, lines)
+        with atomic_write(self.out / LOG_FILE, "w") as handle:
+            handle.write(lines)
 
     def _restore(self, saved: dict[str, Any]) -> None:
         if saved["world_size"] != self.dist.world_size:
