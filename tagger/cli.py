@@ -267,7 +267,8 @@ def export_command(
                                             help="Labelled data as `tagger eval` reads it: also report both models' mAP."),
     frontend: FrontendKind = typer.Option(FrontendKind.dft, "--frontend",
                                           help="STFT in the graph: dft (a strided Conv, faster) or stft (the ONNX STFT op)."),
-    opset: int = typer.Option(17, "--opset", min=17, help="ONNX opset version."),
+    opset: int = typer.Option(17, "--opset", min=17, max=20,  # 20: the TorchScript exporter's newest
+                              help="ONNX opset version."),
     num_heads: Optional[int] = typer.Option(None, "--num-heads", min=1,
                                             help="Attention heads of an official checkpoint (default: embed_dim / 64)."),
     device: str = typer.Option("auto", "--device", help="Where the verification runs ONNX Runtime: auto, cpu, cuda or cuda:N."),

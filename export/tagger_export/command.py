@@ -1,20 +1,21 @@
 """``tagger export``: load a model, write its ONNX graph, verify it, report.
 
-The file appears at the output path only once it is complete and verified (it is written next to
-it under a temporary name, then renamed), so a failed export never leaves a file that looks usable.
+The file is exported and verified in a temporary folder and only then copied to the output path
+(atomically), so a failed export never leaves a file that looks usable.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tagger.atomic import atomic_write
 from tagger.errors import TaggerError
 
 if TYPE_CHECKING:
@@ -43,20 +44,13 @@ class ExportRequest:
     threads: int | None = None
 
 
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path next to ``path``, renamed onto it when the block succeeds, else removed."""
+def publish(exported: Path, output: Path) -> None:
+    """Copy the verified file to ``output`` atomically (readers never see a partial file)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with open(exported, "rb") as source, atomic_write(output) as target:
+            shutil.copyfileobj(source, target, length=1 << 24)
     except OSError as exc:
-        raise TaggerError(f"{path}: cannot write ({exc.strerror})") from None
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        raise TaggerError(f"{output}: cannot write ({exc.strerror or exc})") from None
 
 
 def run_export(request: ExportRequest, echo: Echo) -> None:
@@ -66,6 +60,9 @@ def run_export(request: ExportRequest, echo: Echo) -> None:
     for path in (*request.audio, *([request.labelled] if request.labelled else [])):
         if not path.exists():
             raise TaggerError(f"{path}: no such file or directory")
+    existing = next(p for p in request.output.absolute().parents if p.exists())
+    if not os.access(existing, os.W_OK):  # fail before the export, not after it
+        raise TaggerError(f"{request.output}: cannot write (no permission in {existing})")
     from tagger.loading import load_model
 
     from .onnx_export import export_model
@@ -73,20 +70,22 @@ def run_export(request: ExportRequest, echo: Echo) -> None:
 
     model = load_model(request.model, num_heads=request.num_heads)
     started = time.perf_counter()
-    with atomic_path(request.output) as tmp:
-        export_model(model, tmp, source=request.model, frontend=request.frontend,
-                     precision=request.precision, opset=request.opset)
-        size_mb = tmp.stat().st_size / 1e6
-        echo(f"exported {model.name} to {request.output}: {request.precision}, front-end "
-             f"{request.frontend}, opset {request.opset}, {size_mb:.1f} MB, "
+    with tempfile.TemporaryDirectory(prefix="tagger-export-") as folder:
+        exported = export_model(model, Path(folder) / request.output.name, source=request.model,
+                                frontend=request.frontend, precision=request.precision,
+                                opset=request.opset)
+        echo(f"exported {model.name}: {request.precision}, front-end {request.frontend}, opset "
+             f"{request.opset}, {exported.stat().st_size / 1e6:.1f} MB, "
              f"{time.perf_counter() - started:.1f} s")
         if request.verify:
-            backend, results = verify(model, tmp, request.audio, request.device, request.threads)
+            backend, results = verify(model, exported, request.audio, request.device, request.threads)
             report_verification(backend.device, backend.precision, request.audio, results, echo)
             if request.labelled:
                 report_map(model, backend, request.labelled, echo)
         else:
             echo("verification skipped (--no-verify)")
+        publish(exported, request.output)
+    echo(f"wrote {request.output}")
 
 
 def report_verification(device: str, precision: str, audio: Sequence[Path],

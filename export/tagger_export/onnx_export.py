@@ -24,7 +24,8 @@ from tagger.onnx_backend import FORMAT_NAME, FORMAT_VERSION, INPUT_NAME, OUTPUT_
 
 from .graph import ExportGraph
 
-DEFAULT_OPSET = 17
+DEFAULT_OPSET = 17  # STFT and LayerNormalization
+MAX_OPSET = 20  # the newest the TorchScript-based exporter writes
 OUTPUT_NAMES = (OUTPUT_NAME, "embedding")
 FRONTEND_SCOPE = "/frontend/"  # node-name prefix of the front-end (never quantized)
 PRECISIONS = ("fp32", "int8", "fp16")
@@ -106,8 +107,8 @@ def export_model(model: AudioTagger, path: str | os.PathLike, source: str, front
     """Write ``model`` as an ONNX file at ``path`` in the given precision; returns the path."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}")
-    if opset < DEFAULT_OPSET:
-        raise ValueError(f"opset {opset} is too old: the graph needs opset {DEFAULT_OPSET} or newer")
+    if not DEFAULT_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(f"opset {opset} is not supported: use {DEFAULT_OPSET} to {MAX_OPSET}")
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="tagger-export-") as tmp:
         written = Path(tmp) / "traced.onnx"
