@@ -91,8 +91,12 @@ def help_sections(text: str) -> list[tuple[str, list[str]]]:
 
 
 def entry_rows(rows: list[str]) -> list[str]:
-    """The rows that start an entry (least indented), not wrapped continuations of a description."""
-    rows = [row for row in rows if row.strip()]
+    """The rows that start an entry (least indented), not wrapped continuations of a description.
+
+    Typer marks required entries with a ``*`` in the indentation; it counts as a space here.
+    """
+    rows = [row.replace("*", " ", 1) if row.lstrip().startswith("* ") else row
+            for row in rows if row.strip()]
     if not rows:
         return []
     indent = min(len(row) - len(row.lstrip()) for row in rows)
@@ -303,3 +307,16 @@ def test_man_renders_the_page():
     flat = " ".join(rendered.split())
     missing = [describe(path) for path in commands() if describe(path) not in flat]
     assert not missing, f"rendered page never mentions {', '.join(missing)}"
+
+
+def test_help_parser_reads_options_after_a_required_one():
+    """Typer's '*' marker on a required option must not hide the options listed after it."""
+    text = "\n".join([
+        "╭─ Options ──────────────╮",
+        "│ *  --model   -m   <str>  Model. [required]     │",
+        "│    --format  -f   <str>  Format.               │",
+        "│                          continued description │",
+        "│    --top-k        <int>  K.                    │",
+        "╰────────────────────────╯",
+    ])
+    assert parse_help(text) == ([], ["--model", "-m", "--format", "-f", "--top-k"])
