@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .memory import map_large_allocations_separately
 from .model import AudioTagger
 
 PRECISIONS = ("fp32", "bf16")
@@ -32,6 +33,7 @@ class TorchBackend:
                  threads: int | None = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}")
+        map_large_allocations_separately()
         if threads:
             torch.set_num_threads(threads)
         self.device = resolve_device(device)
