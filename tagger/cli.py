@@ -21,6 +21,7 @@ from .errors import TaggerError
 if TYPE_CHECKING:
     from .tagging import Backend, WindowSettings
 
+
 class OutputFormat(str, Enum):
     table = "table"
     json = "json"
