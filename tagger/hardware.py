@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from . import inference
 from .errors import TaggerError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -43,17 +44,11 @@ def setup_distributed(device: torch.device) -> Dist:
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """auto: CUDA (this rank's GPU under torchrun) when available, else CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise TaggerError(f"unknown device '{name}' (use auto, cpu, cuda or cuda:N)") from None
-    if device.type not in ("cpu", "cuda"):
-        raise TaggerError(f"unsupported device '{name}' (use auto, cpu, cuda or cuda:N)")
+        device = inference.resolve_device(name)
+    except ValueError as exc:
+        raise TaggerError(str(exc)) from None
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise TaggerError(f"device '{name}' asked for, but CUDA is not available here")
         if device.index is None:
             device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
