@@ -1,0 +1,1 @@
+"""Builds the offline training corpus for the embedded default model from Debian packages."""

@@ -1,0 +1,620 @@
+"""Recorded sources from Debian game/speech/UI-sound packages, labelled by an explicit rule table.
+
+Every rule names a package, a glob on the file's path inside the package (for a member of a
+`.pk3` zip archive: ``<archive path>:<member path>``) and the leaf labels the file gets; rules
+with ``labels=None`` exclude what they match, and the first matching rule wins. The table was
+checked file by file against the extracted packages (names, directories, durations and, for the
+doubtful ones, simple signal statistics); files no rule matches are not used.
+
+Sources that hold the same recording are found by content: exact and near-exact copies keep one
+source, and a file whose opening matches a longer or shorter take of another shares its group.
+"""
+
+from __future__ import annotations
+
+import bisect
+import fnmatch
+import re
+import sys
+import zipfile
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from tagger.corpus.classes import CLASSES
+from tagger.corpus.licences import Stanza, licence_for, package_stanzas
+from tagger.corpus.source import Source
+
+AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".flac")
+ARCHIVE_SUFFIX = ".pk3"
+MIN_SECONDS = 0.15
+SILENCE_PEAK = 1e-3  # -60 dBFS: quieter than this all through is silence
+FINGERPRINT_SECONDS = 20.0
+FINGERPRINT_RATE = 8000
+FRAME = 160  # 20 ms at 8 kHz
+BANDS = 16
+
+# Grouping modes: "numbered" = takes named like dog1/dog2 in one directory with the same sample
+# rate and channel count share a group (probably cuts of one session); "file" = one file, one
+# group; "dir" = the whole directory is one group (one speaker's lines); "rule" = everything the
+# rule matches is one group (one animal's or one door's sounds under several names).
+NUMBERED, FILE, DIR, RULE = "numbered", "file", "dir", "rule"
+
+
+@dataclass(frozen=True)
+class Rule:
+    package: str
+    pattern: str  # fnmatch glob on the origin; `*` also matches `/`
+    labels: tuple[str, ...] | None  # None: exclude
+    group: str = NUMBERED
+
+
+def _rules(package: str, root: str, entries: list[tuple[str, tuple[str, ...] | None, str]]) -> list[Rule]:
+    return [Rule(package, root + pattern, labels, group) for pattern, labels, group in entries]
+
+
+SPEECH = ("Speech",)
+LAUGH = ("Laughter",)
+SCREAM = ("Screaming",)
+STEPS = ("Walk, footsteps",)
+CROWD = ("Crowd",)
+DOG, HORSE, CATTLE, PIG = ("Dog",), ("Horse",), ("Cattle, bovinae",), ("Pig",)
+SHEEP, CHICKEN, BIRD, INSECT = ("Sheep",), ("Chicken, rooster",), ("Bird",), ("Insect",)
+CAR, TRAIN, AIRCRAFT, HELICOPTER = ("Car",), ("Train",), ("Aircraft",), ("Helicopter",)
+HORN = ("Vehicle horn, car horn, honking",)
+EXPLOSION, GUNSHOT = ("Explosion",), ("Gunshot, gunfire",)
+RAIN, THUNDER, WIND, WATER, FIRE = ("Rain",), ("Thunder",), ("Wind",), ("Water",), ("Fire",)
+DOOR, SHATTER, MUSIC = ("Door",), ("Shatter",), ("Music",)
+DISTRACTOR: tuple[str, ...] = ()
+EXCLUDE = None
+
+# Hedgewars voice lines that are spoken words (grunts, "Ow", "Ooff", jumps, coughs, "Hmm",
+# "Nooo" and "Uh-oh" are not clearly speech and are left out).
+HEDGEWARS_WORDS = (
+    "Amazing", "Boring", "Brilliant", "Bugger", "Byebye", "Comeonthen", "Coward", "Cutitout",
+    "Drat", "Enemydown", "Excellent", "Fire", "Firstblood", "Flawless", "Flyaway", "Gonnagetyou",
+    "Grenade", "Hello", "Hurry", "Illgetyou", "Incoming", "Justyouwait", "Kamikaze",
+    "Leavemealone", "Melon", "Missed", "Nutter", "Ohdear", "Oops", "Reinforcements", "Revenge",
+    "Runaway", "Sameteam", "Solong", "Stupid", "Takecover", "Thisoneismine", "Traitor",
+    "Victory", "Watchit", "Watchthis", "Whatthe", "Yessir", "Youllregretthat",
+)
+UFOAI_STEP_SURFACES = (
+    "carpet", "dirt", "grass", "gravel", "linoleum", "metal", "sand", "stone", "snow", "tile", "wood",
+)
+UFOAI_GUNS = ("pistol", "rifle", "smg", "shotgun", "sniper", "hmg", "chaingun")
+
+ASTERISK_VOICES = {
+    "asterisk-core-sounds-en-wav": "en_US_f_Allison",
+    "asterisk-core-sounds-es-wav": "es_MX_f_Allison",
+    "asterisk-core-sounds-ru-wav": "ru_RU_f_IvrvoiceRU",
+}
+
+
+def _asterisk_rules() -> list[Rule]:
+    """Studio prompts: all speech except silences, beeps and tones, and the monkeys."""
+    rules = []
+    for package, voice in ASTERISK_VOICES.items():
+        rules += _rules(package, f"usr/share/asterisk/sounds/{voice}/", [
+            ("silence/*", EXCLUDE, FILE),
+            ("beep.wav", EXCLUDE, FILE),
+            ("beeperr.wav", EXCLUDE, FILE),
+            ("*-2tone.wav", EXCLUDE, FILE),
+            ("confbridge-join.wav", EXCLUDE, FILE),  # a tone, not a prompt
+            ("confbridge-leave.wav", EXCLUDE, FILE),
+            ("tt-monkeys.wav", EXCLUDE, FILE),  # screeching monkeys
+            ("*.wav", SPEECH, FILE),
+        ])
+    return rules
+
+
+def _hedgewars_rules() -> list[Rule]:
+    voices = "Sounds/voices/"
+    return _rules("hedgewars-data", "usr/share/games/hedgewars/Data/", [
+        (voices + "Robot/*", EXCLUDE, FILE),  # vocoded
+        (voices + "Singer/*", EXCLUDE, FILE),  # sung
+        (voices + "*/Laugh.ogg", LAUGH, DIR),
+        *[(f"{voices}*/{word}.ogg", SPEECH, DIR) for word in HEDGEWARS_WORDS],
+        ("Music/*.ogg", MUSIC, FILE),
+        ("Sounds/ride_of_the_valkyries.ogg", MUSIC, FILE),
+        ("Sounds/explosion.ogg", EXPLOSION, NUMBERED),
+        ("Sounds/shotgunfire.ogg", GUNSHOT, NUMBERED),
+        ("Sounds/minigun.ogg", GUNSHOT, NUMBERED),
+        ("Sounds/steps.ogg", STEPS, NUMBERED),
+        ("Sounds/splash.ogg", WATER, NUMBERED),
+        ("Sounds/Droplet*.ogg", WATER, NUMBERED),
+        ("Sounds/plane.ogg", AIRCRAFT, NUMBERED),
+        ("Sounds/bee.ogg", INSECT, NUMBERED),
+    ])
+
+
+def _btanks_rules() -> list[Rule]:
+    return _rules("btanks-data", "usr/share/games/btanks/data/", [
+        ("tunes/*.ogg", MUSIC, FILE),
+        ("sounds/building-explosion*.ogg", EXPLOSION, NUMBERED),
+        ("sounds/explosion.ogg", EXPLOSION, NUMBERED),
+        ("sounds/nuke-explosion.ogg", EXPLOSION, NUMBERED),
+        ("sounds/old-nuke-explosion.ogg", EXPLOSION, NUMBERED),
+        ("sounds/vehicle-explosion*.ogg", EXPLOSION, NUMBERED),
+        ("sounds/cow.ogg", CATTLE, NUMBERED),
+        ("sounds/engine-car.ogg", CAR, NUMBERED),
+        ("sounds/fire.ogg", FIRE, NUMBERED),
+        ("sounds/fire-fadeout.ogg", FIRE, NUMBERED),
+        ("sounds/helicopter.ogg", HELICOPTER, NUMBERED),
+        ("sounds/kamikaze-scream.ogg", SCREAM, NUMBERED),
+        ("sounds/klaxon.ogg", HORN, NUMBERED),
+        ("sounds/laugh0*.ogg", LAUGH, NUMBERED),
+        ("sounds/man-steps.ogg", STEPS, NUMBERED),
+        ("sounds/machinegunner-bullet.ogg", GUNSHOT, NUMBERED),
+        ("sounds/train.ogg", TRAIN, NUMBERED),
+    ])
+
+
+def _etw_rules() -> list[Rule]:
+    return _rules("etw-data", "usr/share/games/etw/", [
+        ("crowd/crowd*.wav", CROWD, NUMBERED),
+        ("snd/crowd.wav", CROWD, NUMBERED),
+        ("snd/boou.wav", CROWD, NUMBERED),  # the crowd booing
+        ("snd/dog.wav", DOG, NUMBERED),
+    ])
+
+
+def _lincity_rules() -> list[Rule]:
+    # `ParklandPlane*` is parkland on flat land, not an aeroplane: not used.
+    return _rules("lincity-ng-data", "usr/share/games/lincity-ng/", [
+        ("music/*.ogg", MUSIC, FILE),
+        ("sounds/Fire[0-9].wav", FIRE, NUMBERED),
+        ("sounds/FireWasteland1.wav", FIRE, NUMBERED),
+        ("sounds/RailTrain*.wav", TRAIN, NUMBERED),
+        ("sounds/SportsCroud*.wav", CROWD, NUMBERED),
+        ("sounds/TraficHigh*.wav", CAR, NUMBERED),
+        ("sounds/TraficLow*.wav", CAR, NUMBERED),
+        ("sounds/RocketExplosion1.wav", EXPLOSION, NUMBERED),
+    ])
+
+
+def _lugaru_rules() -> list[Rule]:
+    return _rules("lugaru-data", "usr/share/games/lugaru/Sounds/", [
+        ("Bark*.ogg", DOG, NUMBERED),
+        ("Fire.ogg", FIRE, NUMBERED),
+        ("FireStart.ogg", FIRE, NUMBERED),
+        ("FireEnd.ogg", FIRE, NUMBERED),
+        ("FootStep*.ogg", STEPS, NUMBERED),
+        ("Hawk.ogg", BIRD, NUMBERED),
+        ("Music*.ogg", MUSIC, FILE),
+        ("Wind.ogg", WIND, NUMBERED),
+    ])
+
+
+def _megaglest_rules() -> list[Rule]:
+    # Unit voice lines (`*_ack`, `*_select`, `*_attack`) are voices, whatever the unit is called;
+    # only the animals' own sounds are used. `horseman_die*` are long high-pitched (f0 ~0.5-0.85
+    # kHz) whinnies and `horseman_walk*` hoof beats. The `bull_*` sounds are mostly unvoiced
+    # (snorts or hits): not used. The desert tilesets' rain.wav has loud events over the rain
+    # (thunder?): not used.
+    units = "techs/megapack/factions/"
+    common = "techs/megapack/commondata/sounds/"
+    return _rules("megaglest-data", "usr/share/games/megaglest/", [
+        ("data/core/menu/music/*.ogg", MUSIC, FILE),
+        ("data/core/water_sounds/water*.wav", WATER, NUMBERED),
+        (units + "*/music/*.ogg", MUSIC, FILE),
+        (common + "cow_*.wav", CATTLE, RULE),
+        (common + "pig_*.wav", PIG, RULE),
+        (units + "norsemen/units/wild_sow/sounds/pig_*.wav", PIG, NUMBERED),
+        (common + "horseman_die*.wav", HORSE, NUMBERED),
+        (common + "horseman_walk*.wav", HORSE, NUMBERED),
+        (units + "indian/units/horseman/sounds/horseman_die*.wav", HORSE, NUMBERED),
+        (units + "egypt/units/chicken/sounds/chicken_*.wav", CHICKEN, RULE),
+        (units + "persian/units/sheep/sounds/sheep*.wav", SHEEP, RULE),
+        (units + "indian/units/beehive/sounds/bee*.wav", INSECT, NUMBERED),
+        ("tilesets/*/sounds/chicken.wav", CHICKEN, NUMBERED),
+        ("tilesets/*/sounds/rooster.ogg", CHICKEN, NUMBERED),
+        ("tilesets/*/sounds/owl.ogg", BIRD, NUMBERED),
+        ("tilesets/*/sounds/hawk.ogg", BIRD, NUMBERED),
+        ("tilesets/*/sounds/mudchute_cow_1.ogg", CATTLE, NUMBERED),
+        ("tilesets/*/sounds/rain.ogg", RAIN, NUMBERED),
+        ("tilesets/*/sounds/wind.ogg", WIND, NUMBERED),
+    ])
+
+
+def _scorched3d_rules() -> list[Rule]:
+    # Police car and fire truck carry sirens (not a class here): not used.
+    apoc = "apoc/data/wav/"
+    none = "none/data/"
+    return _rules("scorched3d-data", "usr/share/games/scorched3d/data/globalmods/", [
+        (apoc + "explosions/bees.wav", INSECT, NUMBERED),
+        (apoc + "explosions/exp.wav", EXPLOSION, NUMBERED),
+        (apoc + "explosions/thunder.wav", THUNDER, NUMBERED),
+        (apoc + "misc/carhorn*.wav", HORN, NUMBERED),
+        (apoc + "misc/cessna.wav", AIRCRAFT, NUMBERED),
+        (apoc + "misc/cheeringloop.wav", CROWD, NUMBERED),
+        (apoc + "misc/cows.wav", CATTLE, NUMBERED),
+        (apoc + "misc/moo.wav", CATTLE, NUMBERED),
+        (apoc + "misc/dog*.wav", DOG, NUMBERED),
+        (apoc + "misc/helicopter.wav", HELICOPTER, NUMBERED),
+        (apoc + "misc/rooster.wav", CHICKEN, NUMBERED),
+        (apoc + "misc/scream*.wav", SCREAM, NUMBERED),
+        (apoc + "misc/sheep.wav", SHEEP, NUMBERED),
+        (apoc + "shoot/machinegun.wav", GUNSHOT, NUMBERED),
+        (apoc + "shoot/shotgun.wav", GUNSHOT, NUMBERED),
+        (none + "music/*.ogg", MUSIC, NUMBERED),
+        (none + "wav/explosions/large.wav", EXPLOSION, FILE),
+        (none + "wav/explosions/medium.wav", EXPLOSION, FILE),
+        (none + "wav/explosions/small.wav", EXPLOSION, FILE),
+        (none + "wav/explosions/xlarge.wav", EXPLOSION, FILE),
+        (none + "wav/explosions/tank.wav", EXPLOSION, FILE),
+        (none + "wav/misc/apache_1.wav", HELICOPTER, NUMBERED),
+        (none + "wav/misc/birdchirp*.wav", BIRD, NUMBERED),
+        (none + "wav/misc/birds*.wav", BIRD, NUMBERED),
+        (none + "wav/misc/gull*.wav", BIRD, NUMBERED),
+        (none + "wav/misc/f16_*.wav", AIRCRAFT, NUMBERED),
+        (none + "wav/misc/f18_*.wav", AIRCRAFT, NUMBERED),
+        (none + "wav/misc/jet.wav", AIRCRAFT, NUMBERED),
+        (none + "wav/misc/t38.wav", AIRCRAFT, NUMBERED),
+        (none + "wav/misc/oceanwaves.wav", WATER, NUMBERED),
+        (none + "wav/misc/splash.wav", WATER, NUMBERED),
+        (none + "wav/misc/rain.wav", RAIN, NUMBERED),
+        (none + "wav/misc/thunder*.wav", THUNDER, NUMBERED),
+    ])
+
+
+def _ufoai_rules() -> list[Rule]:
+    # thunder1-3 are long, but between the rumbles the floor is quiet and below 100 Hz: no rain.
+    sound = "usr/share/games/ufoai/base/0snd.pk3:sound/"
+    return _rules("ufoai-sound", sound, [
+        ("ambience/arcticwind.ogg", WIND, NUMBERED),
+        ("ambience/cricket_loop.ogg", INSECT, NUMBERED),
+        ("ambience/fire*.ogg", FIRE, NUMBERED),
+        ("ambience/smallfire.ogg", FIRE, NUMBERED),
+        ("ambience/thunder*.ogg", THUNDER, NUMBERED),
+        ("ambience/water*.ogg", WATER, NUMBERED),
+        ("civilians/civfemscream*.ogg", SCREAM, NUMBERED),
+        ("doors/door1-*.ogg", DOOR, RULE),
+        ("doors/door2-*.ogg", DOOR, RULE),
+        ("doors/door3-*.ogg", DOOR, RULE),
+        ("doors/*.ogg", DOOR, NUMBERED),
+        *[(f"footsteps/{surface}*.ogg", STEPS, NUMBERED) for surface in UFOAI_STEP_SURFACES],
+        ("footsteps/splash*.ogg", STEPS + WATER, NUMBERED),
+        ("impact/water-impact.ogg", WATER, NUMBERED),
+        ("misc/breakglass*.ogg", SHATTER, NUMBERED),
+        *[(f"weapons/bullet-{gun}*.ogg", GUNSHOT, NUMBERED) for gun in UFOAI_GUNS],
+        ("weapons/explosion.ogg", EXPLOSION, NUMBERED),
+        ("weapons/explosion-grenade.ogg", EXPLOSION, NUMBERED),
+        ("weapons/explosion-rocket.ogg", EXPLOSION, NUMBERED),
+        ("geoscape/combat-explosion.ogg", EXPLOSION, NUMBERED),
+    ])
+
+
+def _openarena_rules() -> list[Rule]:
+    # The mission pack's festivoxmale voice is a speech synthesizer: not used.
+    base = "usr/share/games/openarena/baseoa/pak0.pk3:sound/"
+    mission = "usr/share/games/openarena/missionpack/mp-pak0.pk3:sound/"
+    return _rules("openarena-data", "", [
+        (base + "player/footsteps/boot*.wav", STEPS, NUMBERED),
+        (base + "player/footsteps/step*.wav", STEPS, NUMBERED),
+        (base + "player/footsteps/clank*.wav", STEPS, NUMBERED),
+        (base + "player/footsteps/splash*.wav", STEPS + WATER, NUMBERED),
+        (base + "movers/doors/dr1_*.wav", DOOR, RULE),
+        (base + "weapons/machinegun/machgf*.wav", GUNSHOT, NUMBERED),
+        (base + "weapons/shotgun/sshotf1b.wav", GUNSHOT, NUMBERED),
+        (base + "weapons/vulcan/vulcanf*.wav", GUNSHOT, NUMBERED),
+        (base + "weapons/rocket/rocklx1a.wav", EXPLOSION, NUMBERED),
+        (base + "world/fire*.wav", FIRE, NUMBERED),
+        (base + "world/wind*.wav", WIND, NUMBERED),
+        (base + "world/drops.wav", WATER, NUMBERED),
+        (base + "world/waterfall.wav", WATER, NUMBERED),
+        (mission + "items/kam_explode*.wav", EXPLOSION, NUMBERED),
+    ])
+
+
+def _distractor_rules() -> list[Rule]:
+    # Lomiri ringtones are melodies (marimba, piano, harp, koto...): as label-free distractors
+    # they would teach "not music", so they are not used. A440 is a pure tone (a Sine wave).
+    # The freedesktop channel names are speech and the test signal is noise: not used.
+    return [
+        *_rules("lomiri-sounds", "usr/share/sounds/lomiri/", [
+            ("notifications/A440.ogg", EXCLUDE, FILE),
+            ("notifications/*.ogg", DISTRACTOR, FILE),
+            ("camera/*.ogg", DISTRACTOR, FILE),
+        ]),
+        *_rules("sound-theme-freedesktop", "usr/share/sounds/freedesktop/stereo/", [
+            ("audio-channel-*", EXCLUDE, FILE),
+            ("audio-test-signal.oga", EXCLUDE, FILE),
+            ("dialog-warning.oga", EXCLUDE, FILE),  # not in the copyright file: licence unknown
+            ("*.oga", DISTRACTOR, FILE),
+        ]),
+    ]
+
+
+RULES: tuple[Rule, ...] = (
+    *_asterisk_rules(), *_hedgewars_rules(), *_btanks_rules(), *_etw_rules(), *_lincity_rules(),
+    *_lugaru_rules(), *_megaglest_rules(), *_scorched3d_rules(), *_ufoai_rules(),
+    *_openarena_rules(), *_distractor_rules(),
+)
+
+
+def match_rule(rules: tuple[Rule, ...] | list[Rule], package: str, origin: str) -> Rule | None:
+    """The first rule of ``package`` whose pattern matches ``origin``, if any."""
+    for rule in rules:
+        if rule.package == package and fnmatch.fnmatchcase(origin, rule.pattern):
+            return rule
+    return None
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Coarse content signature of a file's opening: log energies in BANDS frequency bands per
+    20 ms frame, after downmixing and crude resampling to 8 kHz."""
+
+    seconds: float  # of the whole file
+    features: np.ndarray  # (frames, BANDS) in dB
+
+    def compare(self, other: Fingerprint) -> str | None:
+        """"duplicate" (same content and length), "same" (same opening, another length) or None.
+
+        The overlapping frames must agree within a gain offset, and their fluctuations around
+        each band's mean must correlate: two different rain or engine noises have similar
+        spectra, but only copies of one recording fluctuate together.
+        """
+        n = min(len(self.features), len(other.features))
+        longer = max(self.seconds, other.seconds)
+        same_length = abs(self.seconds - other.seconds) <= max(0.02 * longer, 0.05)
+        if n < 8 or (not same_length and n * FRAME / FINGERPRINT_RATE < 2.0):
+            return None
+        a, b = self.features[:n], other.features[:n]
+        loud = np.maximum(a, b) > max(a.max(), b.max()) - 50.0
+        if loud.sum() < 8 * BANDS:
+            return None
+        diff = (a - b)[loud]
+        if np.abs(diff - np.median(diff)).mean() > 2.0:
+            return None
+        a_dev, b_dev = (a - a.mean(axis=0))[loud], (b - b.mean(axis=0))[loud]
+        correlation = (a_dev * b_dev).sum() / np.sqrt((a_dev**2).sum() * (b_dev**2).sum() + 1e-12)
+        if correlation < 0.9:
+            return None
+        return "duplicate" if same_length else "same"
+
+
+def fingerprint(samples: np.ndarray, rate: int, seconds: float) -> Fingerprint:
+    """Downmix, crude linear resampling to 8 kHz, framewise band log energies."""
+    mono = samples.mean(axis=1) if samples.ndim == 2 else samples
+    positions = np.arange(0, len(mono) - 1, rate / FINGERPRINT_RATE)
+    low = np.interp(positions, np.arange(len(mono)), mono)
+    frames = len(low) // FRAME
+    spectrum = np.abs(np.fft.rfft(low[: frames * FRAME].reshape(frames, FRAME), axis=1)) ** 2
+    edges = np.linspace(1, spectrum.shape[1], BANDS + 1).astype(int)
+    bands = np.add.reduceat(spectrum, edges[:-1], axis=1) / FRAME
+    return Fingerprint(seconds, 10.0 * np.log10(bands + 1e-10))
+
+
+@dataclass
+class Candidate:
+    """A matched file, before deduplication."""
+
+    source: Source
+    seconds: float
+    fingerprint: Fingerprint
+
+
+def _group_key(rule: Rule, origin: str, rate: int, channels: int) -> str:
+    if rule.group == FILE:
+        return origin
+    if rule.group == RULE:
+        return rule.pattern
+    directory, _, name = origin.rpartition("/")
+    if rule.group == DIR:
+        return directory
+    stem = name.rsplit(".", 1)[0]
+    base = re.sub(r"[\s_\-]*\d+[a-z]?$", "", stem) or stem
+    return f"{directory}/{base}@{rate}x{channels}"
+
+
+@dataclass(frozen=True)
+class Audio:
+    """The opening of a file (up to FINGERPRINT_SECONDS) and its format."""
+
+    samples: np.ndarray  # (frames, channels)
+    rate: int
+    seconds: float  # of the whole file
+
+
+def _read(path: Path) -> Audio | None:
+    """The file's opening; None if it is unreadable, shorter than MIN_SECONDS or silent."""
+    try:
+        info = sf.info(str(path))
+        frames = min(info.frames, int(FINGERPRINT_SECONDS * info.samplerate))
+        samples, rate = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError, ValueError, OSError):
+        return None
+    if info.duration < MIN_SECONDS or len(samples) == 0 or np.abs(samples).max() < SILENCE_PEAK:
+        return None
+    return Audio(samples, rate, info.duration)
+
+
+def _candidate(path: Path, package: str, origin: str, rule: Rule, licence: str) -> Candidate | None:
+    audio = _read(path)
+    if audio is None:
+        return None
+    key = _group_key(rule, origin, audio.rate, audio.samples.shape[1])
+    source = Source(
+        path=path, labels=rule.labels or (), package=package, origin=origin, licence=licence,
+        group=f"{package}:{key}",
+    )
+    return Candidate(source, audio.seconds, fingerprint(audio.samples, audio.rate, audio.seconds))
+
+
+def extract_member(archive: Path, member: str, destination: Path) -> Path:
+    """Extract one archive member to ``destination`` (kept if already there with the right size)."""
+    with zipfile.ZipFile(archive) as zipped:
+        size = zipped.getinfo(member).file_size
+        if destination.is_file() and destination.stat().st_size == size:
+            return destination
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        partial = destination.with_name(destination.name + ".part")
+        partial.write_bytes(zipped.read(member))
+        partial.replace(destination)
+    return destination
+
+
+def _package_files(root: Path) -> list[str]:
+    """Relative paths of the audio files and archives in a package tree, sorted; links skipped."""
+    found = []
+    for path in root.rglob("*"):
+        if path.is_symlink() or not path.is_file():
+            continue
+        if path.suffix.lower() in AUDIO_SUFFIXES + (ARCHIVE_SUFFIX,):
+            found.append(path.relative_to(root).as_posix())
+    return sorted(found)
+
+
+def _archive_members(archive: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(archive) as zipped:
+            names = zipped.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return []
+    safe = (n for n in names if not n.startswith("/") and ".." not in n.split("/"))
+    return sorted(n for n in safe if n.lower().endswith(AUDIO_SUFFIXES))
+
+
+def package_candidates(
+    rules: tuple[Rule, ...] | list[Rule], packages_dir: Path, package: str, work_dir: Path
+) -> list[Candidate]:
+    """Every readable, non-silent file of ``package`` that an including rule matches."""
+    root = packages_dir / package
+    stanzas = package_stanzas(root, package)
+    candidates = []
+    for relative in _package_files(root):
+        if relative.lower().endswith(ARCHIVE_SUFFIX):
+            candidates += _archive_candidates(rules, root, package, relative, work_dir, stanzas)
+            continue
+        rule = match_rule(rules, package, relative)
+        if rule is None or rule.labels is None:
+            continue
+        licence = licence_for(stanzas, package, [relative])
+        candidate = _candidate(root / relative, package, relative, rule, licence)
+        if candidate is not None:
+            candidates.append(candidate)
+    return candidates
+
+
+def _archive_candidates(
+    rules: tuple[Rule, ...] | list[Rule], root: Path, package: str, archive: str, work_dir: Path,
+    stanzas: list[Stanza],
+) -> list[Candidate]:
+    """Matched members of a zip archive, extracted under ``work_dir/<package>/<archive>/``."""
+    candidates = []
+    archive_dir = archive.rpartition("/")[0]
+    for member in _archive_members(root / archive):
+        origin = f"{archive}:{member}"
+        rule = match_rule(rules, package, origin)
+        if rule is None or rule.labels is None:
+            continue
+        destination = work_dir / package / archive / member
+        try:
+            path = extract_member(root / archive, member, destination)
+        except (zipfile.BadZipFile, KeyError, OSError, EOFError, zlib.error):
+            continue
+        licence = licence_for(stanzas, package, [f"{archive_dir}/{member}", archive])
+        candidate = _candidate(path, package, origin, rule, licence)
+        if candidate is not None:
+            candidates.append(candidate)
+    return candidates
+
+
+class _Groups:
+    """Union-find over group strings; a merged group is named by its first-seen member."""
+
+    def __init__(self) -> None:
+        self._parent: dict[str, str] = {}
+
+    def find(self, group: str) -> str:
+        self._parent.setdefault(group, group)
+        while self._parent[group] != group:
+            group = self._parent[group]
+        return group
+
+    def union(self, first: str, second: str) -> None:
+        root, other = self.find(first), self.find(second)
+        if root != other:
+            self._parent[other] = root
+
+
+def deduplicate(candidates: list[Candidate]) -> list[Source]:
+    """Drop content duplicates (their labels join the copy kept) and merge the groups of copies
+    and of takes of one recording. The first copy, in the given order, is the one kept."""
+    kept: list[Candidate] = []
+    by_length: list[tuple[float, int]] = []  # (seconds, index in kept), sorted
+    long_ones: list[int] = []  # indices of kept files long enough to match a longer take
+    groups = _Groups()
+    for candidate in candidates:
+        groups.find(candidate.source.group)
+        seconds = candidate.seconds
+        lo = bisect.bisect_left(by_length, (seconds * 0.98 - 0.05, -1))
+        hi = bisect.bisect_right(by_length, (seconds * 1.02 + 0.05, len(kept)))
+        others = [i for _, i in by_length[lo:hi]] + (long_ones if seconds >= 2.0 else [])
+        verdicts = {i: kept[i].fingerprint.compare(candidate.fingerprint) for i in others}
+        for i, verdict in verdicts.items():
+            if verdict is not None:
+                groups.union(kept[i].source.group, candidate.source.group)
+        duplicate = next((i for i, verdict in verdicts.items() if verdict == "duplicate"), None)
+        if duplicate is not None:
+            old = kept[duplicate].source
+            labels = tuple(dict.fromkeys(old.labels + candidate.source.labels))
+            kept[duplicate] = replace(kept[duplicate], source=replace(old, labels=labels))
+            continue
+        bisect.insort(by_length, (seconds, len(kept)))
+        if seconds >= 2.0:
+            long_ones.append(len(kept))
+        kept.append(candidate)
+    return [replace(c.source, group=groups.find(c.source.group)) for c in kept]
+
+
+def scan(rules: tuple[Rule, ...] | list[Rule], packages_dir: Path, work_dir: Path) -> list[Source]:
+    """The deduplicated sources ``rules`` select from the packages under ``packages_dir``,
+    sorted by package and origin. Packages that are absent are skipped."""
+    candidates = []
+    for package in dict.fromkeys(rule.package for rule in rules):
+        if (packages_dir / package).is_dir():
+            candidates += package_candidates(rules, packages_dir, package, work_dir)
+    return sorted(deduplicate(candidates), key=lambda s: (s.package, s.origin))
+
+
+def recorded_sources(packages_dir: Path, work_dir: Path) -> list[Source]:
+    """The labelled recordings and label-free distractors of the extracted packages.
+
+    ``packages_dir/<package>/`` holds each package extracted with ``dpkg -x``; members of `.pk3`
+    archives are extracted to ``work_dir``.
+    """
+    return scan(RULES, packages_dir, work_dir)
+
+
+def summary(sources: list[Source]) -> str:
+    """Per-class table: sources, groups, seconds; then the distractor count."""
+    seconds: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    groups: dict[str, set[str]] = defaultdict(set)
+    for source in sources:
+        duration = sf.info(str(source.path)).duration
+        for label in source.labels:
+            counts[label] += 1
+            groups[label].add(source.group)
+            seconds[label] += duration
+    lines = [f"{'class':<34}{'sources':>8}{'groups':>8}{'seconds':>10}"]
+    lines += [
+        f"{label:<34}{counts[label]:>8}{len(groups[label]):>8}{seconds[label]:>10.1f}"
+        for label in CLASSES if counts[label]
+    ]
+    distractors = [s for s in sources if not s.labels]
+    lines.append(f"distractors: {len(distractors)} sources, {len({s.group for s in distractors})} groups")
+    lines.append(f"total: {len(sources)} sources")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m tagger.corpus.catalog PACKAGES_DIR WORK_DIR")
+    print(summary(recorded_sources(Path(sys.argv[1]), Path(sys.argv[2]))))

@@ -1,0 +1,85 @@
+"""The Debian packages the corpus is built from: fetched with ``apt-get download``, unpacked with ``dpkg -x``.
+
+Nothing is installed: each ``.deb`` is downloaded into ``CACHE/debs`` and unpacked into
+``CACHE/pkgs/<package>``, so a rebuild reuses both. The renderers need two programs that are installed
+(``fluidsynth`` and ``espeak-ng``); :func:`check_tools` says so in one line when they are missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from tagger.errors import TaggerError
+
+# Every package whose files end up in the corpus (the sources listed in shared/notes/offline-corpus.md).
+PACKAGES: tuple[str, ...] = (
+    "asterisk-core-sounds-en-wav", "asterisk-core-sounds-es-wav", "asterisk-core-sounds-ru-wav",
+    "hedgewars-data", "btanks-data", "ufoai-sound", "scorched3d-data", "openarena-data",
+    "lugaru-data", "etw-data", "lincity-ng-data", "megaglest-data", "bucklespring-data",
+    "fluid-soundfont-gm", "lmms-common", "sonic-pi-samples", "hydrogen-data",
+    "lomiri-sounds", "sound-theme-freedesktop",
+)
+TOOLS: dict[str, str] = {"fluidsynth": "fluidsynth", "espeak-ng": "espeak-ng"}  # program -> apt package
+
+
+class CorpusError(TaggerError):
+    """The corpus cannot be built (missing tool, failed download, bad folder)."""
+
+
+def check_tools() -> None:
+    missing = [package for program, package in TOOLS.items() if shutil.which(program) is None]
+    if missing:
+        raise CorpusError(f"the corpus renderers need {', '.join(missing)}: "
+                          f"apt-get install --no-install-recommends {' '.join(missing)}")
+
+
+def _deb_of(debs: Path, package: str) -> Path | None:
+    found = sorted(debs.glob(f"{package}_*.deb"))
+    return found[-1] if found else None
+
+
+def fetch_packages(cache: Path, packages: tuple[str, ...] = PACKAGES,
+                   report: Callable[[str], None] = lambda message: None) -> Path:
+    """Download (once) and unpack (once) every package; returns the folder of unpacked trees."""
+    debs, trees = cache / "debs", cache / "pkgs"
+    debs.mkdir(parents=True, exist_ok=True)
+    trees.mkdir(parents=True, exist_ok=True)
+    wanted = [p for p in packages if _deb_of(debs, p) is None]
+    if wanted:
+        report(f"apt-get download {len(wanted)} package(s)")
+        _run(["apt-get", "download", *wanted], debs, "apt-get download")
+    for package in packages:
+        tree = trees / package
+        if (tree / ".unpacked").exists():
+            continue
+        deb = _deb_of(debs, package)
+        if deb is None:
+            raise CorpusError(f"apt-get download did not produce {package}_*.deb in {debs}")
+        report(f"dpkg -x {deb.name}")
+        shutil.rmtree(tree, ignore_errors=True)
+        _run(["dpkg", "-x", str(deb), str(tree)], debs, "dpkg -x")
+        (tree / ".unpacked").write_text(deb.name + "\n")
+    return trees
+
+
+def package_versions(cache: Path, packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    """``{package: version}`` of the downloaded ``.deb`` files (recorded in the corpus summary)."""
+    versions = {}
+    for package in packages:
+        deb = _deb_of(cache / "debs", package)
+        if deb is not None:
+            versions[package] = deb.name.split("_")[1]
+    return versions
+
+
+def _run(command: list[str], cwd: Path, what: str) -> None:
+    if shutil.which(command[0]) is None:
+        raise CorpusError(f"{command[0]} not found: the corpus is built on Debian or Ubuntu")
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+        detail = lines[-1] if lines else f"exit status {done.returncode}"
+        raise CorpusError(f"{what} failed: {detail}")

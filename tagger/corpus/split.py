@@ -1,0 +1,61 @@
+"""The source-disjoint train/held-out split: whole groups of recordings go to one side.
+
+For every class, about ``fraction`` of its groups (at least one, never all) are held out. Classes
+with the fewest groups are split first, because a group with several labels counts for each of
+them. The order inside a class is a hash of (seed, group), so the split is stable and seeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+
+from .classes import CLASSES
+from .source import Source
+
+TRAIN, HELDOUT = "train", "heldout"
+
+
+def _rank(seed: int, group: str) -> str:
+    return hashlib.sha256(f"{seed}:{group}".encode()).hexdigest()
+
+
+def split_groups(sources: list[Source], fraction: float, seed: int) -> dict[str, str]:
+    """``{group: "train" | "heldout"}`` for every group of the sources."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError("the held-out fraction must be between 0 and 1")
+    labels_of: dict[str, set[str]] = defaultdict(set)
+    for source in sources:
+        labels_of[source.group].update(source.labels)
+    groups_of: dict[str, list[str]] = defaultdict(list)
+    for group, labels in labels_of.items():
+        for label in labels or {""}:  # "" gathers the distractors
+            groups_of[label].append(group)
+    assigned: dict[str, str] = {}
+    order = sorted(groups_of, key=lambda label: (len(groups_of[label]), label))
+    for label in order:
+        groups = sorted(groups_of[label], key=lambda group: _rank(seed, group))
+        if len(groups) < 2:
+            continue  # one recording: it can only teach, the class gets no held-out measure
+        wanted = max(1, round(len(groups) * fraction))
+        held = sum(assigned.get(group) == HELDOUT for group in groups)
+        for group in groups:
+            free = [g for g in groups if g not in assigned]
+            trained = sum(assigned.get(g) == TRAIN for g in groups)
+            if held >= wanted or (trained == 0 and len(free) <= 1):
+                break
+            if group not in assigned:
+                assigned[group] = HELDOUT
+                held += 1
+    for group in labels_of:
+        assigned.setdefault(group, TRAIN)
+    return assigned
+
+
+def split_summary(sources: list[Source], assignment: dict[str, str]) -> dict[str, dict[str, int]]:
+    """Per class, how many groups each side has (for the corpus report)."""
+    counts: dict[str, dict[str, set[str]]] = {label: {TRAIN: set(), HELDOUT: set()} for label in CLASSES}
+    for source in sources:
+        for label in source.labels:
+            counts[label][assignment[source.group]].add(source.group)
+    return {label: {side: len(groups) for side, groups in sides.items()} for label, sides in counts.items()}

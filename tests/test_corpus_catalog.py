@@ -1,0 +1,245 @@
+"""The recorded-source catalog on tiny fake package trees (CI has no Debian packages)."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from tagger.corpus.catalog import (
+    DIR,
+    FILE,
+    NUMBERED,
+    RULES,
+    Rule,
+    fingerprint,
+    match_rule,
+    scan,
+)
+from tagger.corpus.classes import CLASSES
+from tagger.corpus.licences import licence_for, parse_dep5
+
+PKG = "fake-data"
+ROOT = "usr/share/games/fake/"
+
+COPYRIGHT = """\
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: fake
+
+Files: *
+Copyright: 2020 Someone
+License: GPL-2+
+ The full text
+ of the licence.
+
+Files: usr/share/games/fake/sounds/*
+ usr/share/games/fake/extra/?ird.wav
+Copyright: 2020 Someone Else
+License: CC-BY-SA-3.0
+
+Files: usr/share/games/fake/sounds/special*.wav
+Copyright: 2021 A Third
+License: CC0-1.0
+
+Files: usr/share/games/fake/base/sound/footsteps/*
+Copyright: 2021 Walker
+License: CC-BY-3.0
+
+License: GPL-2+
+ A standalone licence paragraph, no Files field.
+"""
+
+
+def noise(seconds: float, rate: int = 16000, seed: int = 0, amplitude: float = 0.3) -> np.ndarray:
+    """Noise with an uneven envelope, so that two seeds give clearly different recordings."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    envelope = np.repeat(rng.uniform(0.2, 1.0, n // 800 + 1), 800)[:n]
+    return (amplitude * envelope * rng.standard_normal(n)).astype(np.float32)
+
+
+def write(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), samples, rate)
+    return path
+
+
+def make_package(packages: Path) -> Path:
+    root = packages / PKG
+    doc = root / "usr/share/doc" / PKG
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text(COPYRIGHT)
+    return root
+
+
+def test_rules_assign_labels_and_exclude(tmp_path: Path) -> None:
+    root = make_package(tmp_path / "pkgs")
+    sounds = root / ROOT / "sounds"
+    write(sounds / "dog1.wav", noise(1.0, seed=1))
+    write(sounds / "dog2.wav", noise(1.2, seed=2))
+    write(sounds / "dog3.wav", noise(1.1, rate=22050, seed=3), rate=22050)
+    write(sounds / "horseman_ack1.wav", noise(1.0, seed=4))
+    write(sounds / "horseman_die1.wav", noise(1.0, seed=5))
+    write(sounds / "rainstorm.wav", noise(2.0, seed=6))
+    write(sounds / "unlisted.wav", noise(1.0, seed=7))
+    write(sounds / "short_dog.wav", noise(0.1, seed=8))
+    write(sounds / "quiet_dog.wav", np.zeros(16000, dtype=np.float32))
+    (sounds / "broken_dog.wav").write_bytes(b"RIFF not really a wave file")
+    rules = [
+        Rule(PKG, ROOT + "sounds/horseman_ack*", None),
+        Rule(PKG, ROOT + "sounds/horseman_*.wav", ("Horse",), FILE),
+        Rule(PKG, ROOT + "sounds/*dog*.wav", ("Dog",), NUMBERED),
+        Rule(PKG, ROOT + "sounds/rain*.wav", ("Rain", "Thunder"), DIR),
+    ]
+
+    sources = scan(rules, tmp_path / "pkgs", tmp_path / "work")
+
+    by_name = {Path(s.origin).name: s for s in sources}
+    assert sorted(by_name) == ["dog1.wav", "dog2.wav", "dog3.wav", "horseman_die1.wav", "rainstorm.wav"]
+    assert by_name["horseman_die1.wav"].labels == ("Horse",)
+    assert by_name["rainstorm.wav"].labels == ("Rain", "Thunder")
+    assert by_name["dog1.wav"].labels == ("Dog",)
+    # Numbered takes of one format share a group; another sample rate is another recording.
+    assert by_name["dog1.wav"].group == by_name["dog2.wav"].group
+    assert by_name["dog3.wav"].group != by_name["dog1.wav"].group
+    assert by_name["rainstorm.wav"].group == f"{PKG}:{ROOT}sounds"
+    assert all(s.package == PKG and s.path.is_file() for s in sources)
+    assert by_name["dog1.wav"].origin == ROOT + "sounds/dog1.wav"
+    assert [s.origin for s in sources] == sorted(s.origin for s in sources)
+
+
+def test_first_matching_rule_wins() -> None:
+    rules = [Rule(PKG, "a/x*.wav", None), Rule(PKG, "a/*.wav", ("Dog",)), Rule("other", "*", ("Pig",))]
+    assert match_rule(rules, PKG, "a/x1.wav") == rules[0]
+    assert match_rule(rules, PKG, "a/deep/y.wav") == rules[1]  # `*` crosses directories
+    assert match_rule(rules, PKG, "b/y.wav") is None
+    assert match_rule(rules, "other", "b/y.wav") == rules[2]
+
+
+def test_real_rule_table_is_well_formed_and_skips_what_the_notes_warn_about() -> None:
+    for rule in RULES:
+        assert rule.labels is None or set(rule.labels) <= set(CLASSES), rule
+    units = "usr/share/games/megaglest/techs/megapack/commondata/sounds/"
+    assert match_rule(RULES, "megaglest-data", units + "horseman_ack1.wav") is None
+    assert match_rule(RULES, "megaglest-data", units + "horseman_die1.wav").labels == ("Horse",)
+    allison = "usr/share/asterisk/sounds/en_US_f_Allison/"
+    assert match_rule(RULES, "asterisk-core-sounds-en-wav", allison + "beep.wav").labels is None
+    assert match_rule(RULES, "asterisk-core-sounds-en-wav", allison + "silence/1.wav").labels is None
+    assert match_rule(RULES, "asterisk-core-sounds-en-wav", allison + "tt-monkeys.wav").labels is None
+    assert match_rule(RULES, "asterisk-core-sounds-en-wav", allison + "goodbye.wav").labels == ("Speech",)
+    voices = "usr/share/games/hedgewars/Data/Sounds/voices/"
+    assert match_rule(RULES, "hedgewars-data", voices + "Robot/Hello.ogg").labels is None
+    assert match_rule(RULES, "hedgewars-data", voices + "Pirate/Hello.ogg").labels == ("Speech",)
+    assert match_rule(RULES, "hedgewars-data", voices + "Pirate/Laugh.ogg").labels == ("Laughter",)
+    assert match_rule(RULES, "hedgewars-data", voices + "Pirate/Ow1.ogg") is None
+    lincity = "usr/share/games/lincity-ng/sounds/"
+    assert match_rule(RULES, "lincity-ng-data", lincity + "ParklandPlane1.wav") is None
+
+
+def test_dep5_lookup_last_matching_stanza_wins() -> None:
+    stanzas = parse_dep5(COPYRIGHT)
+    assert [s.licence for s in stanzas] == ["GPL-2+", "CC-BY-SA-3.0", "CC0-1.0", "CC-BY-3.0"]
+    assert licence_for(stanzas, PKG, [ROOT + "music/theme.ogg"]) == "GPL-2+"
+    assert licence_for(stanzas, PKG, [ROOT + "sounds/dog1.wav"]) == "CC-BY-SA-3.0"
+    assert licence_for(stanzas, PKG, [ROOT + "sounds/deeper/dog1.wav"]) == "CC-BY-SA-3.0"
+    assert licence_for(stanzas, PKG, [ROOT + "sounds/special_dog.wav"]) == "CC0-1.0"
+    assert licence_for(stanzas, PKG, [ROOT + "extra/bird.wav"]) == "CC-BY-SA-3.0"  # `?` is one char
+    assert licence_for(stanzas, PKG, [ROOT + "extra/blackbird.wav"]) == "GPL-2+"
+    assert licence_for(parse_dep5("Files: a/*\nLicense: MIT\n"), PKG, ["b/x.wav"]) == "unknown"
+
+
+def test_dep5_source_paths_map_installed_paths_without_suffix_guessing() -> None:
+    copyright_text = (
+        "Files: *\nLicense: GPL-2\n\n"
+        "Files: share/hedgewars/Data/Sounds/*\nLicense: GFDL-1.3\n\n"
+        "Files: hedgewars/*\nLicense: MIT\n"
+    )
+    stanzas = parse_dep5(copyright_text)
+    installed = "usr/share/games/hedgewars/Data/"
+    assert licence_for(stanzas, "hedgewars-data", [installed + "Sounds/voices/Pirate/Hello.ogg"]) == "GFDL-1.3"
+    assert licence_for(stanzas, "hedgewars-data", [installed + "Music/City.ogg"]) == "GPL-2"
+
+
+def test_content_duplicates_merge_and_distinct_recordings_do_not(tmp_path: Path) -> None:
+    root = make_package(tmp_path / "pkgs")
+    original = write(root / ROOT / "sounds/fire.wav", noise(3.0, seed=11))
+    copy = root / ROOT / "other/blaze.wav"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(original, copy)
+    resampled = noise(3.0, seed=11)[::2]  # the same recording at 8 kHz under a third name
+    write(root / ROOT / "other/flames.wav", resampled, rate=8000)
+    write(root / ROOT / "sounds/campfire.wav", noise(3.0, seed=12))  # same length, other noise
+    rules = [
+        Rule(PKG, ROOT + "sounds/*.wav", ("Fire",), FILE),
+        Rule(PKG, ROOT + "other/*.wav", ("Fire", "Wind"), FILE),
+    ]
+
+    sources = scan(rules, tmp_path / "pkgs", tmp_path / "work")
+
+    by_name = {Path(s.origin).name: s for s in sources}
+    assert sorted(by_name) == ["blaze.wav", "campfire.wav"]
+    kept, other = by_name["blaze.wav"], by_name["campfire.wav"]
+    assert kept.labels == ("Fire", "Wind")  # the dropped copies' labels join the kept one
+    assert kept.group != other.group
+
+
+def test_fingerprint_groups_a_longer_take_with_its_opening() -> None:
+    long_take = noise(6.0, seed=21)
+    full = fingerprint(long_take[:, None], 16000, 6.0)
+    opening = fingerprint(long_take[: 16000 * 3, None], 16000, 3.0)
+    unrelated = fingerprint(noise(3.0, seed=22)[:, None], 16000, 3.0)
+    quieter = fingerprint(0.5 * long_take[:, None], 16000, 6.0)
+    assert full.compare(opening) == "same"
+    assert full.compare(quieter) == "duplicate"
+    assert full.compare(unrelated) is None
+    assert opening.compare(unrelated) is None
+
+
+def test_fingerprint_tells_apart_two_steady_noises_with_the_same_spectrum() -> None:
+    """Two rain (or engine) recordings: same level and spectrum, different fluctuations."""
+    rng = np.random.default_rng(41)
+    first, second = (0.2 * rng.standard_normal((16000 * 4, 1)) for _ in range(2))
+    assert fingerprint(first, 16000, 4.0).compare(fingerprint(second, 16000, 4.0)) is None
+    assert fingerprint(first, 16000, 4.0).compare(fingerprint(first * 0.7, 16000, 4.0)) == "duplicate"
+
+
+def test_pk3_members_are_extracted_once_with_member_licences(tmp_path: Path) -> None:
+    root = make_package(tmp_path / "pkgs")
+    audio = tmp_path / "step.wav"
+    write(audio, noise(0.5, seed=31))
+    archive = root / ROOT / "base/0snd.pk3"
+    archive.parent.mkdir(parents=True)
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.write(audio, "sound/footsteps/step1.wav")
+        zipped.writestr("sound/doors/door1.wav", (tmp_path / "step.wav").read_bytes()[:10])  # broken
+        zipped.write(write(tmp_path / "g.wav", noise(0.6, seed=32)), "sound/weapons/gun.wav")
+        zipped.write(write(tmp_path / "u.wav", noise(0.6, seed=33)), "sound/ui/click.wav")
+        zipped.writestr("scripts/readme.txt", "not audio")
+    pk3 = ROOT + "base/0snd.pk3:"
+    rules = [
+        Rule(PKG, pk3 + "sound/footsteps/*.wav", ("Walk, footsteps",)),
+        Rule(PKG, pk3 + "sound/doors/*.wav", ("Door",)),
+        Rule(PKG, pk3 + "sound/weapons/*.wav", ("Gunshot, gunfire",)),
+    ]
+    work = tmp_path / "work"
+
+    sources = scan(rules, tmp_path / "pkgs", work)
+
+    assert [s.origin for s in sources] == [pk3 + "sound/footsteps/step1.wav", pk3 + "sound/weapons/gun.wav"]
+    step, gun = sources
+    assert step.path == work / PKG / ROOT / "base/0snd.pk3/sound/footsteps/step1.wav"
+    assert step.path.read_bytes() == audio.read_bytes()
+    assert step.licence == "CC-BY-3.0"  # the member's own stanza
+    assert gun.licence == "GPL-2+"  # no member stanza: the archive's
+    assert not (work / PKG / ROOT / "base/0snd.pk3/sound/ui").exists()  # only matched members
+    modified = step.path.stat().st_mtime_ns
+    again = scan(rules, tmp_path / "pkgs", work)
+    assert again == sources
+    assert step.path.stat().st_mtime_ns == modified  # already extracted: not written again
+
+
+def test_absent_packages_are_skipped(tmp_path: Path) -> None:
+    assert scan([Rule("missing-package", "*", ("Dog",))], tmp_path, tmp_path / "work") == []
