@@ -96,9 +96,9 @@ def siren_frequency(rng: np.random.Generator, kind: str, seconds: float) -> np.n
     return low + (high - low) * np.sin(shape * np.pi / 2)
 
 
-def siren_clip(rng: np.random.Generator, seconds: float) -> np.ndarray:
-    """A wail, yelp or hi-lo siren with odd harmonics (horn-like) and a little noise."""
-    kind = str(rng.choice(["wail", "yelp", "hilo"]))
+def siren_clip(rng: np.random.Generator, seconds: float, kind: str | None = None) -> np.ndarray:
+    """A wail, yelp or hi-lo siren (``kind``, random when None) with odd harmonics and a little noise."""
+    kind = str(rng.choice(["wail", "yelp", "hilo"])) if kind is None else kind
     brightness = rng.uniform(0.2, 0.6)
     harmonics = tuple(brightness ** (k // 2) / (k + 1) if k % 2 == 0 else 0.1 * brightness for k in range(7))
     signal = sweep(siren_frequency(rng, kind, seconds), harmonics)
@@ -106,15 +106,21 @@ def siren_clip(rng: np.random.Generator, seconds: float) -> np.ndarray:
     return fade(signal, 0.05, 0.1)
 
 
-def dtmf_clip(rng: np.random.Generator, seconds: float) -> np.ndarray:
-    """Random digits dialed with DTMF tones (40-150 ms tone, 40-150 ms gap), sometimes after a dial tone."""
+def dtmf_clip(rng: np.random.Generator, seconds: float, digits: str | None = None) -> np.ndarray:
+    """Digits dialed with DTMF tones (40-150 ms tone, 40-150 ms gap), sometimes after a dial tone.
+
+    ``digits`` are random when None; a space in them is a pause between groups of digits.
+    """
     out = np.zeros(int(seconds * SR), dtype=np.float32)
     position = int(rng.uniform(0.05, 0.5) * SR)
     if rng.random() < 0.3:
         dial = fade(tone(DIAL_TONES[rng.integers(len(DIAL_TONES))], rng.uniform(0.5, 2.0)), 0.01, 0.01)
         out[position : position + len(dial)] = dial[: len(out) - position]
         position += len(dial) + int(rng.uniform(0.1, 0.4) * SR)
-    for key in dtmf_digits(rng):
+    for key in dtmf_digits(rng) if digits is None else digits:
+        if key == " ":
+            position += int(rng.uniform(0.3, 0.9) * SR)
+            continue
         length = int(rng.uniform(0.04, 0.15) * SR)
         if position + length > len(out):
             break
