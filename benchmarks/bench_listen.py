@@ -10,9 +10,9 @@ the updates are collected as the display thread would. Reported per configuratio
 - CPU: process CPU seconds / wall seconds over the run (1.0 = one core busy), all threads;
 - updates, and audio lost (ring-buffer overflow when inference cannot keep up, plus clock shortfall).
 
-Models are random-weight models of a preset (speed does not depend on the weights): by default
-``passt-tiny`` (192 dim, 12 layers) as the small model and ``passt-s`` (768/12/12, the official
-PaSST-S geometry, 527 classes) with its 10 s context. Backends: ``torch-fp32``, ``torch-bf16`` and
+Models: ``offline-50``, the embedded default model (128/6/2, 50 classes), and random-weight models of
+a preset (speed does not depend on the weights), by default ``passt-s`` (768/12/12, the official
+PaSST-S geometry, 527 classes), both with a 10 s context. Backends: ``torch-fp32``, ``torch-bf16`` and
 ``onnx`` (exported with ``tagger export`` into the work folder; skipped with a note if the export is
 not available). Run from the repository root on an otherwise idle machine::
 
@@ -56,6 +56,10 @@ def make_audio(path: Path, seconds: float) -> Path:
 
 
 def make_model(preset: str, workdir: Path) -> Path:
+    if preset == "offline-50":
+        from tagger.embedded import embedded_model_path
+
+        return embedded_model_path()
     path = workdir / f"{preset}-random.pt"
     if not path.exists():
         from tagger.checkpoint import save_model
@@ -123,7 +127,8 @@ def run(backend, audio: Path, seconds: float, hop: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", nargs="+", default=["passt-tiny", "passt-s"])
+    parser.add_argument("--preset", nargs="+", default=["offline-50", "passt-s"],
+                        help="offline-50 (the embedded model) or a preset of tagger.model.PRESETS")
     parser.add_argument("--backend", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--seconds", type=float, default=30.0, help="listening time per configuration")
     parser.add_argument("--hop", type=float, default=1.0)

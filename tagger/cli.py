@@ -116,7 +116,7 @@ def file_command(
                                        show_default=False, metavar="PATH"),
     model: Optional[str] = typer.Option(
         None, "--model", "-m",
-        help="Model file (.pt, or .onnx from `tagger export`: run with ONNX Runtime) or a name from `tagger models` (default: passt-s-swa, downloaded on first use)."),
+        help="Model file (.pt, or .onnx from `tagger export`: run with ONNX Runtime) or a name from `tagger models` (default: the embedded offline-50)."),
     output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="Write the results to this file instead of stdout."),
@@ -228,21 +228,28 @@ def _known_duration(path: str) -> float:
 
 @app.command("models")
 def models_command() -> None:
-    """List the models that --model accepts by name."""
+    """List the models that --model accepts by name: the embedded default and the official PaSST ones."""
     from rich.table import Table
 
+    from .embedded import DESCRIPTION, EMBEDDED_MODEL
     from .loading import default_model_name
     from .registry import MODELS, cache_dir
 
-    table = Table(title=f"Models (downloaded on first use into {cache_dir()})", title_justify="left")
+    table = Table(title=f"Models (official ones are downloaded on first use into {cache_dir()})",
+                  title_justify="left")
     table.add_column("name")
     table.add_column("context", justify="right")
-    table.add_column("cached")
+    table.add_column("classes", justify="right")
+    table.add_column("available")
     table.add_column("description")
+
+    def label(name: str) -> str:
+        return f"{name} (default)" if name == default_model_name() else name
+
+    table.add_row(label(EMBEDDED_MODEL), "10 s", "50", "built in", DESCRIPTION)
     for name, remote in MODELS.items():
-        cached = "yes" if (cache_dir() / remote.filename).is_file() else "no"
-        label = f"{name} (default)" if name == default_model_name() else name
-        table.add_row(label, f"{remote.context_seconds:g} s", cached, remote.description)
+        cached = "cached" if (cache_dir() / remote.filename).is_file() else "download"
+        table.add_row(label(name), f"{remote.context_seconds:g} s", "527", cached, remote.description)
     Console().print(table)
 
 
@@ -450,7 +457,7 @@ class ListenFormat(str, Enum):
 def listen_command(
     model: Optional[str] = typer.Option(
         None, "--model", "-m",
-        help="Model file (.pt or .onnx) or a name from `tagger models` (default: passt-s-swa)."),
+        help="Model file (.pt or .onnx) or a name from `tagger models` (default: the embedded offline-50)."),
     device: Optional[str] = typer.Option(None, "--device", "-d",
                                          help="Input device: index or (part of the) name from `tagger devices` (default: the system's default input)."),
     input_path: Optional[Path] = typer.Option(None, "--input", "-i",
@@ -524,6 +531,27 @@ def devices_command(
         typer.echo(json.dumps([d.__dict__ for d in devices], ensure_ascii=False))
     else:
         write_device_table(devices, sys.stdout)
+
+
+@app.command("corpus")
+def corpus_command(
+    out: Path = typer.Argument(..., help="Folder to create with the clips and their manifests.", show_default=False),
+    cache: Path = typer.Option(Path("corpus-cache"), "--cache", help="Downloaded .deb files, unpacked packages and rendered sources (reused by later builds)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the renders, the split and every clip."),
+    train_clips: int = typer.Option(10000, "--train-clips", min=1, help="Clips in the training split."),
+    heldout_clips: int = typer.Option(1500, "--heldout-clips", min=1, help="Clips in the held-out split."),
+    heldout_fraction: float = typer.Option(0.25, "--heldout-fraction", min=0.01, max=0.9, help="Share of each class's source recordings held out."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Processes that decode sources and write clips."),
+) -> None:
+    """Build the offline training corpus of the default model from Debian packages (needs apt-get, fluidsynth, espeak-ng)."""
+    from .corpus.build import CorpusOptions, build_corpus
+
+    opts = CorpusOptions(out=out, cache=cache, seed=seed, train_clips=train_clips, heldout_clips=heldout_clips,
+                         heldout_fraction=heldout_fraction, workers=workers)
+    summary = build_corpus(opts, report=lambda message: stderr.print(message))
+    timings = summary["timings"]
+    stderr.print(f"{out}: {summary['clips']['train']} training and {summary['clips']['heldout']} held-out clips "
+                 f"from {summary['sources']} sources in {timings['total_s'] / 60:.1f} min")
 
 
 def main() -> None:

@@ -7,12 +7,18 @@ from pathlib import Path
 from .checkpoint import load_checkpoint
 from .errors import ModelLoadError
 from .model import AudioTagger
-from .registry import DEFAULT_REMOTE_MODEL, MODELS, available_models, download
+from .embedded import EMBEDDED_MODEL, embedded_model_path
+from .registry import MODELS, download
 
 
 def default_model_name() -> str:
-    """The model used when none is named: the official PaSST-S (downloaded on first use)."""
-    return DEFAULT_REMOTE_MODEL
+    """The model used when none is named: the embedded one (no download)."""
+    return EMBEDDED_MODEL
+
+
+def available_models() -> list[str]:
+    """The names that ``--model`` accepts besides a path: the embedded model, then the official ones."""
+    return [EMBEDDED_MODEL, *MODELS]
 
 
 def load_model(name_or_path: str | None = None, num_heads: int | None = None,
@@ -22,6 +28,10 @@ def load_model(name_or_path: str | None = None, num_heads: int | None = None,
     path = Path(name_or_path).expanduser()
     if path.is_file():
         return load_checkpoint(path, num_heads=num_heads, stride=stride)
+    if name_or_path == EMBEDDED_MODEL:
+        model = load_checkpoint(embedded_model_path())
+        model.name = EMBEDDED_MODEL
+        return model
     if name_or_path in MODELS:
         remote = MODELS[name_or_path]
         local = download(remote, show_progress=show_progress)

@@ -35,7 +35,6 @@ __all__ = [
     "DEFAULT_REMOTE_MODEL",
     "MODELS",
     "RemoteModel",
-    "available_models",
     "cache_dir",
     "download",
 ]
@@ -158,12 +157,7 @@ _ENTRIES = (
 )
 
 MODELS: dict[str, RemoteModel] = {entry.name: entry for entry in _ENTRIES}
-DEFAULT_REMOTE_MODEL = "passt-s-swa"
-
-
-def available_models() -> list[str]:
-    """The names that ``--model`` accepts besides a path, default first."""
-    return list(MODELS)
+DEFAULT_REMOTE_MODEL = "passt-s-swa"  # the official model to reach for first (listed first)
 
 
 def cache_dir() -> Path:

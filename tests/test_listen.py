@@ -223,3 +223,28 @@ def test_bad_input_is_one_line(pulse, model, tmp_path, args, code, message):
     assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"]
     assert message in result.stderr
     assert_clean(result.stderr)
+
+
+def test_the_default_model_names_the_sounds_played_into_the_microphone(pulse, tmp_path):
+    """The acceptance run: `tagger listen --duration 10 --format jsonl`, the embedded model, real capture."""
+    import soundfile as sf
+
+    example = Path(__file__).resolve().parents[1] / "tagger" / "assets" / "example.ogg"
+    audio, rate = sf.read(example, dtype="float32")
+    siren, dtmf = audio[int(7.5 * rate):int(11.0 * rate)], audio[int(13.2 * rate):int(16.7 * rate)]
+    played = tmp_path / "dtmf-then-siren.wav"  # the dialing first: the growing start-up windows hear it alone
+    sf.write(played, np.concatenate([dtmf, siren]), rate)
+    process = start_tagger("listen", "--format", "jsonl", "--duration", "10", env=pulse_env(pulse))
+    records = read_records(process, until="update")
+    pulse.play(played).wait(timeout=30)
+    records += read_records(process)
+    assert process.wait(timeout=60) == 0
+    assert_clean(process.stderr.read())
+
+    assert of_type(records, "start")[0]["model"] == "offline-50"
+    updates = of_type(records, "update")
+    tops = [[entry["label"] for entry in u["top"][:2]] for u in updates]
+    assert any("Siren" in top for top in tops), tops
+    assert any("Telephone dialing, DTMF" in top for top in tops), tops
+    onsets = {e["label"] for e in of_type(records, "event") if e["event"] == "onset"}
+    assert "Siren" in onsets, onsets  # the siren is loud and sure (p > 0.9): an event at the default 0.5

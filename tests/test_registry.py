@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from tagger.embedded import EMBEDDED_MODEL
 from tagger.errors import DownloadError, TaggerError
+from tagger.loading import available_models, default_model_name
 from tagger.registry import (
     DEFAULT_REMOTE_MODEL,
     MODELS,
     RemoteModel,
-    available_models,
     cache_dir,
     download,
 )
@@ -125,8 +126,9 @@ def _listing(folder: Path) -> list[str]:
 def test_registry_entries_are_official_release_assets() -> None:
     names = [model.name for model in MODELS.values()]
     assert len(names) == len(set(names))
-    assert available_models() == list(MODELS)
-    assert available_models()[0] == DEFAULT_REMOTE_MODEL
+    assert available_models() == [EMBEDDED_MODEL, *MODELS]
+    assert default_model_name() == EMBEDDED_MODEL
+    assert list(MODELS)[0] == DEFAULT_REMOTE_MODEL
     assert {"passt-s-swa", "passt-s-kd", "passt-s-s12", "passt-s-s14", "passt-s-s16",
             "passt-s-20s", "passt-s-30s"} <= set(names)
     for key, model in MODELS.items():
