@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 EMBEDDED_MODEL = "offline-50"
-DESCRIPTION = ("embedded: small PaSST (192/6/3) trained on real sounds from Debian packages, "
+DESCRIPTION = ("embedded: small PaSST (128/6/2) trained on real sounds from Debian packages, "
                "50 AudioSet classes; see its model card")
 
 
