@@ -39,14 +39,11 @@ def split_groups(sources: list[Source], fraction: float, seed: int) -> dict[str,
             continue  # one recording: it can only teach, the class gets no held-out measure
         wanted = max(1, round(len(groups) * fraction))
         held = sum(assigned.get(group) == HELDOUT for group in groups)
-        for group in groups:
-            free = [g for g in groups if g not in assigned]
-            trained = sum(assigned.get(g) == TRAIN for g in groups)
-            if held >= wanted or (trained == 0 and len(free) <= 1):
-                break
-            if group not in assigned:
-                assigned[group] = HELDOUT
-                held += 1
+        free = [group for group in groups if group not in assigned]
+        if not any(assigned.get(group) == TRAIN for group in groups):
+            free = free[:-1]  # keep at least one recording to train on
+        for group in free[: max(0, wanted - held)]:
+            assigned[group] = HELDOUT
     for group in labels_of:
         assigned.setdefault(group, TRAIN)
     return assigned
