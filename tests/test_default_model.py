@@ -7,13 +7,14 @@ was not trained on) is 0-7 s piano, 7-13 s a siren, 13-20 s DTMF dialing.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from livekit import tagger_env
 
 from tagger.corpus.classes import CLASSES
 from tagger.embedded import EMBEDDED_MODEL, embedded_model_card, embedded_model_path
@@ -25,9 +26,8 @@ DTMF = "Telephone dialing, DTMF"
 
 def offline_tagger(*args: str, cache: Path) -> subprocess.CompletedProcess:
     """Run the CLI with an empty download cache and no route to any server."""
-    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "TAGGER_CACHE_DIR": str(cache),
-           "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
-    env.pop("TAGGER_DEBUG", None)
+    env = tagger_env({"TAGGER_CACHE_DIR": str(cache),
+                      "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"})
     return subprocess.run([sys.executable, "-m", "tagger", *args], capture_output=True, text=True,
                           env=env, timeout=300)
 

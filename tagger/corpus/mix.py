@@ -15,6 +15,7 @@ import numpy as np
 from tagger.audio import MODEL_SAMPLE_RATE
 
 from .classes import CLASSES, with_implied
+from .dsp import fade
 from .source import Source
 
 SAMPLE_RATE = MODEL_SAMPLE_RATE
@@ -97,16 +98,6 @@ def _speed(audio: np.ndarray, factor: float) -> np.ndarray:
     return np.interp(positions, np.arange(len(audio)), audio).astype(np.float32)
 
 
-def _fade(segment: np.ndarray) -> np.ndarray:
-    ramp = min(len(segment) // 2, round(FADE_SECONDS * SAMPLE_RATE))
-    if ramp:
-        shape = np.linspace(0.0, 1.0, ramp, dtype=np.float32)
-        segment = segment.copy()
-        segment[:ramp] *= shape
-        segment[-ramp:] *= shape[::-1]
-    return segment
-
-
 def _room_tone(rng: np.random.Generator, length: int) -> np.ndarray:
     """Noise through a one-pole low-pass (cut-off 150-800 Hz), like a microphone's floor in a room.
 
@@ -177,12 +168,12 @@ class ClipMaker:
         length = len(mix)
         if len(audio) >= length:
             start = int(rng.integers(len(audio) - length + 1))
-            mix += _fade(audio[start:start + length]) * gain
+            mix += fade(audio[start:start + length], FADE_SECONDS, FADE_SECONDS) * gain
             return [Part(source, 0.0, length / SAMPLE_RATE, level_db, labelled)]
         repeats = int(rng.integers(1, min(3, length // len(audio)) + 1))
         parts = []
         for _ in range(repeats):
             offset = int(rng.integers(length - len(audio) + 1))
-            mix[offset:offset + len(audio)] += _fade(audio) * gain
+            mix[offset:offset + len(audio)] += fade(audio, FADE_SECONDS, FADE_SECONDS) * gain
             parts.append(Part(source, offset / SAMPLE_RATE, len(audio) / SAMPLE_RATE, level_db, labelled))
         return parts
