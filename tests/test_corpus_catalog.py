@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from tagger.corpus.catalog import (
@@ -137,6 +138,12 @@ def test_real_rule_table_is_well_formed_and_skips_what_the_notes_warn_about() ->
     assert match_rule(RULES, "hedgewars-data", voices + "Pirate/Ow1.ogg") is None
     lincity = "usr/share/games/lincity-ng/sounds/"
     assert match_rule(RULES, "lincity-ng-data", lincity + "ParklandPlane1.wav") is None
+    zeroad = "usr/share/games/0ad/mods/public/public.zip:audio/"
+    assert match_rule(RULES, "0ad-data", zeroad + "actor/fauna/death/goat_10.ogg") is None  # not a class
+    assert match_rule(RULES, "0ad-data", zeroad + "actor/fauna/animal/sheep_10.ogg").labels == ("Sheep",)
+    assert match_rule(RULES, "0ad-data", zeroad + "voice/latin/civ/civ_male_attack.ogg").labels == ("Speech",)
+    assert match_rule(RULES, "0ad-data", zeroad + "actor/human/death/male_death_01.ogg") is None
+    assert match_rule(RULES, "0ad-data", zeroad + "attack/impact/arrow_wood_10.ogg").labels == ()
 
 
 def test_dep5_lookup_last_matching_stanza_wins() -> None:
@@ -206,11 +213,12 @@ def test_fingerprint_tells_apart_two_steady_noises_with_the_same_spectrum() -> N
     assert fingerprint(first, 16000, 4.0).compare(fingerprint(first * 0.7, 16000, 4.0)) == "duplicate"
 
 
-def test_pk3_members_are_extracted_once_with_member_licences(tmp_path: Path) -> None:
+@pytest.mark.parametrize("suffix", [".pk3", ".zip"])
+def test_archive_members_are_extracted_once_with_member_licences(tmp_path: Path, suffix: str) -> None:
     root = make_package(tmp_path / "pkgs")
     audio = tmp_path / "step.wav"
     write(audio, noise(0.5, seed=31))
-    archive = root / ROOT / "base/0snd.pk3"
+    archive = root / ROOT / f"base/0snd{suffix}"
     archive.parent.mkdir(parents=True)
     with zipfile.ZipFile(archive, "w") as zipped:
         zipped.write(audio, "sound/footsteps/step1.wav")
@@ -218,7 +226,7 @@ def test_pk3_members_are_extracted_once_with_member_licences(tmp_path: Path) -> 
         zipped.write(write(tmp_path / "g.wav", noise(0.6, seed=32)), "sound/weapons/gun.wav")
         zipped.write(write(tmp_path / "u.wav", noise(0.6, seed=33)), "sound/ui/click.wav")
         zipped.writestr("scripts/readme.txt", "not audio")
-    pk3 = ROOT + "base/0snd.pk3:"
+    pk3 = ROOT + f"base/0snd{suffix}:"
     rules = [
         Rule(PKG, pk3 + "sound/footsteps/*.wav", ("Walk, footsteps",)),
         Rule(PKG, pk3 + "sound/doors/*.wav", ("Door",)),
@@ -230,11 +238,11 @@ def test_pk3_members_are_extracted_once_with_member_licences(tmp_path: Path) -> 
 
     assert [s.origin for s in sources] == [pk3 + "sound/footsteps/step1.wav", pk3 + "sound/weapons/gun.wav"]
     step, gun = sources
-    assert step.path == work / PKG / ROOT / "base/0snd.pk3/sound/footsteps/step1.wav"
+    assert step.path == work / PKG / ROOT / f"base/0snd{suffix}/sound/footsteps/step1.wav"
     assert step.path.read_bytes() == audio.read_bytes()
     assert step.licence == "CC-BY-3.0"  # the member's own stanza
     assert gun.licence == "GPL-2+"  # no member stanza: the archive's
-    assert not (work / PKG / ROOT / "base/0snd.pk3/sound/ui").exists()  # only matched members
+    assert not (work / PKG / ROOT / f"base/0snd{suffix}/sound/ui").exists()  # only matched members
     modified = step.path.stat().st_mtime_ns
     again = scan(rules, tmp_path / "pkgs", work)
     assert again == sources

@@ -1,7 +1,7 @@
 """Recorded sources from Debian game/speech/UI-sound packages, labelled by an explicit rule table.
 
 Every rule names a package, a glob on the file's path inside the package (for a member of a
-`.pk3` zip archive: ``<archive path>:<member path>``) and the leaf labels the file gets; rules
+`.pk3` or `.zip` archive: ``<archive path>:<member path>``) and the leaf labels the file gets; rules
 with ``labels=None`` exclude what they match, and the first matching rule wins. The table was
 checked file by file against the extracted packages (names, directories, durations and, for the
 doubtful ones, simple signal statistics); files no rule matches are not used.
@@ -30,7 +30,7 @@ from tagger.corpus.licences import Stanza, licence_for, package_stanzas
 from tagger.corpus.source import Source
 
 AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".flac")
-ARCHIVE_SUFFIX = ".pk3"
+ARCHIVE_SUFFIXES = (".pk3", ".zip")
 MIN_SECONDS = 0.15
 SILENCE_PEAK = 1e-3  # -60 dBFS: quieter than this all through is silence
 FINGERPRINT_SECONDS = 20.0
@@ -310,6 +310,52 @@ def _openarena_rules() -> list[Rule]:
     ])
 
 
+ZEROAD_LANGUAGES = ("greek", "latin", "napatan", "persian")
+
+
+def _zeroad_rules() -> list[Rule]:
+    # Unit voices: one male and one female actor per language (each is one group). Goat, camel,
+    # elephant and lion are not among the classes; human death cries are groans as much as screams
+    # and the dayscape ambiences mix birds with insects at unknown levels: none of them is used.
+    # The war-horn and bell alarms of the interface are not used either (horns sound like brass).
+    # Tool, impact and blade sounds are label-free distractors.
+    audio = "usr/share/games/0ad/mods/public/public.zip:audio/"
+    fauna = "actor/fauna/"
+    return _rules("0ad-data", audio, [
+        *[(f"voice/{language}/civ/civ_{sex}_*.ogg", SPEECH, RULE)
+          for language in ZEROAD_LANGUAGES for sex in ("female", "male")],
+        ("voice/global/civ_dog_bark.ogg", DOG, NUMBERED),
+        (fauna + "animal/cattle_*.ogg", CATTLE, NUMBERED),
+        (fauna + "animal/chicken_*.ogg", CHICKEN, NUMBERED),
+        (fauna + "animal/horse_*.ogg", HORSE, NUMBERED),
+        (fauna + "death/death_horse_*.ogg", HORSE, NUMBERED),
+        ("actor/mounted/death/death_horse_*.ogg", HORSE, NUMBERED),
+        ("actor/mounted/movement/mstep*.ogg", HORSE, NUMBERED),  # hoof beats (AudioSet: Clip-clop)
+        (fauna + "animal/pig_*.ogg", PIG, NUMBERED),
+        (fauna + "animal/sheep_*.ogg", SHEEP, NUMBERED),
+        (fauna + "animal/peacock_call_*.ogg", BIRD, NUMBERED),
+        (fauna + "animal/flamingo_*.ogg", BIRD, NUMBERED),
+        ("actor/human/movement/Footsteps/*.ogg", STEPS, FILE),
+        ("actor/human/movement/hstep_*.ogg", STEPS, NUMBERED),
+        ("actor/singlesteps/fs_*.ogg", STEPS, NUMBERED),
+        ("ambient/weather/rain_*.ogg", RAIN, NUMBERED),
+        ("ambient/weather/thunder_*.ogg", THUNDER, NUMBERED),
+        ("ambient/weather/wind*.ogg", WIND, NUMBERED),
+        ("ambient/water/river_*.ogg", WATER, FILE),
+        ("ambient/water/waterfall_*.ogg", WATER, NUMBERED),
+        ("ambient/water/wave*.ogg", WATER, NUMBERED),
+        ("attack/fire/*.ogg", FIRE, NUMBERED),
+        ("attack/weapon/Musket*.ogg", GUNSHOT, NUMBERED),
+        ("music/*.ogg", MUSIC, FILE),
+        ("attack/impact/*.ogg", DISTRACTOR, NUMBERED),
+        ("attack/weapon/sword*.ogg", DISTRACTOR, NUMBERED),
+        ("attack/weapon/bow_attack*.ogg", DISTRACTOR, NUMBERED),
+        ("resource/construction/*.ogg", DISTRACTOR, NUMBERED),
+        ("resource/lumbering/*.ogg", DISTRACTOR, NUMBERED),
+        ("resource/mining/*.ogg", DISTRACTOR, NUMBERED),
+    ])
+
+
 def _distractor_rules() -> list[Rule]:
     # Lomiri ringtones are melodies (marimba, piano, harp, koto...): as label-free distractors
     # they would teach "not music", so they are not used. A440 is a pure tone (a Sine wave).
@@ -332,7 +378,7 @@ def _distractor_rules() -> list[Rule]:
 RULES: tuple[Rule, ...] = (
     *_asterisk_rules(), *_hedgewars_rules(), *_btanks_rules(), *_etw_rules(), *_lincity_rules(),
     *_lugaru_rules(), *_megaglest_rules(), *_scorched3d_rules(), *_ufoai_rules(),
-    *_openarena_rules(), *_distractor_rules(),
+    *_openarena_rules(), *_zeroad_rules(), *_distractor_rules(),
 )
 
 
@@ -465,7 +511,7 @@ def _package_files(root: Path) -> list[str]:
     for path in root.rglob("*"):
         if path.is_symlink() or not path.is_file():
             continue
-        if path.suffix.lower() in AUDIO_SUFFIXES + (ARCHIVE_SUFFIX,):
+        if path.suffix.lower() in AUDIO_SUFFIXES + ARCHIVE_SUFFIXES:
             found.append(path.relative_to(root).as_posix())
     return sorted(found)
 
@@ -488,7 +534,7 @@ def package_candidates(
     stanzas = package_stanzas(root, package)
     candidates = []
     for relative in _package_files(root):
-        if relative.lower().endswith(ARCHIVE_SUFFIX):
+        if relative.lower().endswith(ARCHIVE_SUFFIXES):
             candidates += _archive_candidates(rules, root, package, relative, work_dir, stanzas)
             continue
         rule = match_rule(rules, package, relative)
@@ -587,7 +633,7 @@ def recorded_sources(packages_dir: Path, work_dir: Path) -> list[Source]:
     """The labelled recordings and label-free distractors of the extracted packages.
 
     ``packages_dir/<package>/`` holds each package extracted with ``dpkg -x``; members of `.pk3`
-    archives are extracted to ``work_dir``.
+    and `.zip` archives are extracted to ``work_dir``.
     """
     return scan(RULES, packages_dir, work_dir)
 
