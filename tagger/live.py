@@ -100,10 +100,14 @@ class LiveTagger:
         return self._tag(windows, lambda w: arrival + w.end / self.rate - segment_seconds)
 
     def finish(self) -> list[Update]:
-        """End of the input: the resampler's tail and the window engine's last window."""
+        """End of the input: the resampler's tail and the window engine's last window.
+
+        Their last samples count as arriving now, when the input ended, so the latency of these
+        updates is the time spent tagging them."""
+        ended = time.monotonic()
         tail = self._resampler.flush()
         windows = self._engine.push(tail) + self._engine.flush()
-        return self._tag(windows, lambda w: time.monotonic())
+        return self._tag(windows, lambda w: ended)
 
     def _tag(self, windows: list[Window], arrived: Callable[[Window], float]) -> list[Update]:
         if not windows:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import sounddevice as sd
 
 from tagger.capture import AudioDeviceError, AudioQueue, InputDevice, MicrophoneSource, find_device
 from tagger.events import EventTracker, Smoother, label_thresholds
+from tagger.live import LiveSettings, LiveTagger
 from tagger.session import label_mask, parse_label_thresholds
 
 LABELS = ["dog", "cat", "Speech"]
@@ -145,3 +148,28 @@ def test_device_by_index_name_or_part():
         find_device(DEVICES, "7")
     with pytest.raises(AudioDeviceError, match="no audio input devices"):
         find_device([], None)
+
+
+class SlowBackend:
+    """A model that takes a known time per call and always says 'dog'."""
+
+    labels = LABELS
+    sample_rate = 1000
+    max_samples = 4000
+    context_seconds = 4.0
+    name = "slow"
+    seconds_per_call = 0.05
+
+    def predict(self, waveforms: np.ndarray) -> np.ndarray:
+        time.sleep(self.seconds_per_call)
+        return np.tile(np.array([0.9, 0.1, 0.1], np.float32), (len(waveforms), 1))
+
+
+def test_the_last_windows_latency_includes_the_time_spent_tagging_them():
+    backend = SlowBackend()
+    tracker = EventTracker(LABELS, label_thresholds(LABELS, 0.5, {}))
+    live = LiveTagger(backend, LiveSettings(window=2000, hop=1000), tracker, input_rate=1000)
+    updates = live.push(np.ones((2500, 1), np.float32), arrival=time.monotonic())
+    final = live.finish()
+    assert [u.end for u in updates] == [1.0, 2.0] and final[-1].end == 2.5
+    assert all(u.latency >= backend.seconds_per_call for u in updates + final)
