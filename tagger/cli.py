@@ -368,7 +368,7 @@ def train_command(
     workers: int = typer.Option(2, "--workers", min=0, help="Data-loading processes per training process."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads per process."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the data order, augmentation and initial weights."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Keep decoded, resampled audio here (float16 .npy) for later epochs and runs."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Keep decoded, resampled training audio here (float16 .npy) for later epochs and runs."),
     checkpoint_every: int = typer.Option(0, "--checkpoint-every", min=0, help="Also save last.pt every N updates (0: at the end of each epoch only)."),
     name: Optional[str] = typer.Option(None, "--name", help="Model name stored in the files (default: the --out folder's name)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr (only on a terminal)."),

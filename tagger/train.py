@@ -373,7 +373,9 @@ class Trainer:
         cache = AudioCache(o.cache_dir, rate) if o.cache_dir else None
         augment = Augment(gain_db=(-7.0, 6.0) if o.gain else None, roll_samples=int(o.roll * rate))
         self.train_set = ClipDataset(split.train, split.labels, self.window, rate, o.seed, augment, cache)
-        val_set = ClipDataset(split.val, split.labels, self.window, rate, cache=cache)
+        # Validation decodes its clips exactly as `tagger eval` does: the float16 cache is close, but
+        # not close enough for the two to agree on the mAP of a small set.
+        val_set = ClipDataset(split.val, split.labels, self.window, rate)
         weights = sample_weights(self.train_set.targets) if o.weighted_sampling else None
         self.sampler = EpochSampler(len(self.train_set), o.seed, self.dist.rank, self.dist.world_size,
                                     weights)
@@ -524,14 +526,16 @@ class Trainer:
 
     @torch.no_grad()
     def predict(self, loader: DataLoader, indices: list[int]) -> tuple[np.ndarray, np.ndarray, float]:
-        """Probabilities and targets of the whole validation set (gathered over the ranks), mean loss."""
+        """Probabilities and targets of the whole validation set (gathered over the ranks), mean loss.
+
+        Always in float32, whatever the training precision: validation scores the model as
+        `tagger file` and `tagger eval` run it, so the best checkpoint and the reported mAP are what
+        users get (bf16 autocast shifts the scores enough to change the mAP of a small set)."""
         self.model.eval()
         scores, targets, losses = [], [], []
         for waves, target in loader:
             waves, target = waves.to(self.device), target.to(self.device)
-            with autocast(self.device, self.precision):
-                logits, _ = self.model(waves)
-            logits = logits.float()
+            logits, _ = self.model(waves)
             losses.append(loss_of(logits, target, self.split.multi_label).item() * len(waves))
             scores.append(self.model.probabilities(logits).cpu().numpy())
             targets.append(target.cpu().numpy())
