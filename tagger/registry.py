@@ -12,7 +12,6 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -236,11 +235,11 @@ def _fetch(model: RemoteModel, target: Path, expected: str | None, show_progress
     with response:
         header = response.headers.get("Content-Length")
         announced = int(header) if header and header.isdigit() else None
-        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        temporary = _partial_path(target)
         try:
             hasher = hashlib.sha256()
             received = 0
-            with os.fdopen(fd, "wb") as out, _progress(show_progress) as progress:
+            with open(temporary, "wb") as out, _progress(show_progress) as progress:
                 task = progress.add_task(model.name, total=model.size or announced)
                 while True:
                     try:
@@ -274,9 +273,18 @@ def _fetch(model: RemoteModel, target: Path, expected: str | None, show_progress
                 raise DownloadError(_mismatch(model, target, expected, digest))
             os.replace(temporary, target)
         except BaseException:
-            Path(temporary).unlink(missing_ok=True)
+            temporary.unlink(missing_ok=True)
             raise
     return digest
+
+
+def _partial_path(target: Path) -> Path:
+    """Where ``target`` is written before it is renamed into place.
+
+    The name is known before the file exists, so an interrupt (Ctrl-C) at any point, even while the
+    file is being created, leaves nothing behind: the cleanup always knows what to delete.
+    """
+    return target.with_name(f".{target.name}.{os.getpid()}.part")
 
 
 def _progress(show: bool) -> Progress:
@@ -320,13 +328,13 @@ def _read_record(record: Path) -> str | None:
 
 
 def _write_record(record: Path, digest: str) -> None:
-    fd, temporary = tempfile.mkstemp(prefix=f".{record.name}.", suffix=".part", dir=record.parent)
+    temporary = _partial_path(record)
     try:
-        with os.fdopen(fd, "w", encoding="ascii") as out:
+        with open(temporary, "w", encoding="ascii") as out:
             out.write(f"{digest}  {record.name.removesuffix('.sha256')}\n")
         os.replace(temporary, record)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 
