@@ -1,13 +1,14 @@
 """Atomic file writes: a temporary file in the target's folder, fsync, then rename.
 
 Readers see the old file or the complete new one, never a partial write, even if the process is
-killed at any moment. Temporary files are named ``.<name>.<random>.tmp``.
+killed at any moment. Temporary files are named ``.<name>.<pid>.<random>.tmp``; the name is chosen
+before the file exists, so an interrupt (Ctrl-C) at any point leaves no temporary behind.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,15 +20,16 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file for writing; on success it replaces ``path`` (and is fsynced)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     _fsync_directory(path.parent)
 

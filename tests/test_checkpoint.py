@@ -97,6 +97,29 @@ def test_atomic_save_leaves_only_the_final_file(tmp_path):
     assert torch.load(target, weights_only=True)["x"].sum() == 0
 
 
+@pytest.mark.parametrize("fail_at", ["open", "write"])
+def test_an_interrupted_write_leaves_nothing_behind(tmp_path, monkeypatch, fail_at):
+    """Ctrl-C can land right after the temporary file is created, before a line of the body runs."""
+    from tagger import atomic
+
+    real_open = os.open
+
+    def open_then_interrupt(path, flags, mode=0o777):
+        real_open(path, flags, mode)
+        raise KeyboardInterrupt
+
+    if fail_at == "open":
+        monkeypatch.setattr(atomic.os, "open", open_then_interrupt)
+    target = tmp_path / "model.pt"
+    target.write_bytes(b"old")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.atomic_write(target) as handle:
+            handle.write(b"partial")
+            raise KeyboardInterrupt
+    assert os.listdir(tmp_path) == ["model.pt"]
+    assert target.read_bytes() == b"old"
+
+
 def test_load_model_by_path_and_errors(small_model_path, tmp_path):
     assert load_model(str(small_model_path)).name == "small-test"
     with pytest.raises(ModelLoadError, match="no such model file"):
