@@ -28,6 +28,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from tagger.atomic import atomic_write
 from tagger.errors import DownloadError
 
 __all__ = [
@@ -235,29 +236,26 @@ def _fetch(model: RemoteModel, target: Path, expected: str | None, show_progress
     with response:
         header = response.headers.get("Content-Length")
         announced = int(header) if header and header.isdigit() else None
-        temporary = _partial_path(target)
-        try:
-            hasher = hashlib.sha256()
-            received = 0
-            with open(temporary, "wb") as out, _progress(show_progress) as progress:
-                task = progress.add_task(model.name, total=model.size or announced)
-                while True:
-                    try:
-                        chunk = response.read(_CHUNK)
-                    except (http.client.HTTPException, OSError) as error:
-                        raise DownloadError(_unreachable(model, error)) from None
-                    if not chunk:
-                        break
-                    try:
-                        out.write(chunk)
-                    except OSError as error:
-                        raise DownloadError(f"cannot write {temporary}: {_reason(error)}") from None
-                    hasher.update(chunk)
-                    received += len(chunk)
-                    progress.update(task, advance=len(chunk))
-                out.flush()
-                os.fsync(out.fileno())
-
+        hasher = hashlib.sha256()
+        received = 0
+        # atomic_write deletes the partial file on any error or interrupt, and renames it into
+        # place only when the block ends normally, after every check below has passed.
+        with atomic_write(target) as out, _progress(show_progress) as progress:
+            task = progress.add_task(model.name, total=model.size or announced)
+            while True:
+                try:
+                    chunk = response.read(_CHUNK)
+                except (http.client.HTTPException, OSError) as error:
+                    raise DownloadError(_unreachable(model, error)) from None
+                if not chunk:
+                    break
+                try:
+                    out.write(chunk)
+                except OSError as error:
+                    raise DownloadError(f"cannot write {target}: {_reason(error)}") from None
+                hasher.update(chunk)
+                received += len(chunk)
+                progress.update(task, advance=len(chunk))
             digest = hasher.hexdigest()
             if announced is not None and received != announced:
                 raise DownloadError(
@@ -271,20 +269,7 @@ def _fetch(model: RemoteModel, target: Path, expected: str | None, show_progress
                 )
             if expected is not None and digest != expected:
                 raise DownloadError(_mismatch(model, target, expected, digest))
-            os.replace(temporary, target)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
     return digest
-
-
-def _partial_path(target: Path) -> Path:
-    """Where ``target`` is written before it is renamed into place.
-
-    The name is known before the file exists, so an interrupt (Ctrl-C) at any point, even while the
-    file is being created, leaves nothing behind: the cleanup always knows what to delete.
-    """
-    return target.with_name(f".{target.name}.{os.getpid()}.part")
 
 
 def _progress(show: bool) -> Progress:
@@ -328,14 +313,8 @@ def _read_record(record: Path) -> str | None:
 
 
 def _write_record(record: Path, digest: str) -> None:
-    temporary = _partial_path(record)
-    try:
-        with open(temporary, "w", encoding="ascii") as out:
-            out.write(f"{digest}  {record.name.removesuffix('.sha256')}\n")
-        os.replace(temporary, record)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with atomic_write(record, "w") as out:
+        out.write(f"{digest}  {record.name.removesuffix('.sha256')}\n")
 
 
 def _mismatch(model: RemoteModel, target: Path, expected: str, got: str) -> str:
