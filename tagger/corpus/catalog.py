@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from tagger.atomic import atomic_write
 from tagger.corpus.classes import CLASSES
 from tagger.corpus.licences import Stanza, licence_for, package_stanzas
 from tagger.corpus.source import Source
@@ -498,10 +499,8 @@ def extract_member(archive: Path, member: str, destination: Path) -> Path:
         size = zipped.getinfo(member).file_size
         if destination.is_file() and destination.stat().st_size == size:
             return destination
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        partial = destination.with_name(destination.name + ".part")
-        partial.write_bytes(zipped.read(member))
-        partial.replace(destination)
+        with atomic_write(destination) as out:
+            out.write(zipped.read(member))
     return destination
 
 
