@@ -540,7 +540,7 @@ def corpus_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the renders, the split and every clip."),
     train_clips: int = typer.Option(10000, "--train-clips", min=1, help="Clips in the training split."),
     heldout_clips: int = typer.Option(1500, "--heldout-clips", min=1, help="Clips in the held-out split."),
-    heldout_fraction: float = typer.Option(0.25, "--heldout-fraction", min=0.01, max=0.9, help="Share of each class's source recordings held out."),
+    heldout_fraction: float = typer.Option(0.25, "--heldout-fraction", min=0.0, max=0.9, help="Share of each class's source recordings held out; 0 holds none out (every source trains, no heldout.csv)."),
     workers: int = typer.Option(2, "--workers", min=1, help="Processes that decode sources and write clips."),
 ) -> None:
     """Build the offline training corpus of the default model from Debian packages (needs apt-get, fluidsynth, espeak-ng)."""

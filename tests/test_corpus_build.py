@@ -67,6 +67,14 @@ def test_split_keeps_a_single_recording_for_training_and_respects_multilabel_gro
     assert sorted(thunder) == [HELDOUT, TRAIN]
 
 
+def test_a_fraction_of_zero_trains_on_every_group() -> None:
+    sources = _sources()
+    assert set(split_groups(sources, 0.0, seed=3).values()) == {TRAIN}
+    assert set(split_groups(sources, 0.0, seed=3)) == {s.group for s in sources}
+    with pytest.raises(ValueError, match="held-out fraction"):
+        split_groups(sources, 1.0, seed=3)
+
+
 def test_clips_are_deterministic_labelled_and_levelled() -> None:
     sources = _sources(groups_per_class=2, files_per_group=1)
     distractor = Source(Path("/nowhere/chime.wav"), (), "lomiri-sounds", "chime.wav", "GPL-3", "chime")
@@ -164,6 +172,24 @@ def test_build_writes_a_corpus_that_training_reads(fake_packages: list[Source], 
     for name in ("train/000000.wav", "train/000059.wav", "heldout/000024.wav"):
         assert (out / name).read_bytes() == (again / name).read_bytes()
     assert (out / "train.csv").read_text() == (again / "train.csv").read_text()
+
+
+def test_build_without_a_heldout_split_draws_training_clips_from_every_source(
+        fake_packages: list[Source], tmp_path: Path) -> None:
+    out = tmp_path / "all"
+    summary = build_corpus(CorpusOptions(out=out, cache=tmp_path / "cache", seed=5, train_clips=120,
+                                         heldout_clips=25, heldout_fraction=0.0, workers=1),
+                           report=lambda message: None)
+    assert summary["clips"] == {"train": 120, "heldout": 0}
+    assert not (out / "heldout.csv").exists() and not (out / "heldout").exists()
+    with open(out / "sources.csv", newline="") as handle:
+        assert {row["split"] for row in csv.DictReader(handle)} == {TRAIN}
+    # groups a 0.25 split would hold out now feed training clips
+    kept = [s for s in fake_packages if s.origin != "silent.wav"]
+    would_hold_out = {g for g, side in split_groups(kept, 0.25, seed=5).items() if side == HELDOUT}
+    with open(out / "attribution.csv", newline="") as handle:
+        used = {row["file"] for row in csv.DictReader(handle)}
+    assert {s.group for s in kept if s.origin in used} & would_hold_out
 
 
 def test_build_refuses_an_existing_folder(fake_packages: list[Source], tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ Output folder::
 
     OUT/labels.txt        the 50 classes, in model output order
     OUT/train.csv         path,labels (labels separated by ';': class names contain commas)
-    OUT/heldout.csv       the source-disjoint held-out clips, same layout
+    OUT/heldout.csv       the source-disjoint held-out clips, same layout (absent with a held-out
+                          fraction of 0, where every source trains)
     OUT/train/*.wav       32 kHz mono 16-bit clips (heldout/ likewise)
     OUT/sources.csv       every source recording: package, file, licence, labels, group, split
     OUT/attribution.csv   every clip's parts: which file of which package, where, how loud, licence
@@ -147,8 +148,11 @@ def build_corpus(opts: CorpusOptions, report: Callable[[str], None] = print) -> 
                  assignment[s.group]] for s in sources])
 
     attribution: list[list] = []
-    clip_counts = {}
-    for split, count in ((TRAIN, opts.train_clips), (HELDOUT, opts.heldout_clips)):
+    clip_counts = {TRAIN: 0, HELDOUT: 0}
+    splits = [(TRAIN, opts.train_clips)]
+    if opts.heldout_fraction > 0:
+        splits.append((HELDOUT, opts.heldout_clips))
+    for split, count in splits:
         mark = time.perf_counter()
         members = [i for i, s in enumerate(sources) if assignment[s.group] == split]
         pools = Pools([sources[i] for i in members])

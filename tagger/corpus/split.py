@@ -21,9 +21,15 @@ def _rank(seed: int, group: str) -> str:
 
 
 def split_groups(sources: list[Source], fraction: float, seed: int) -> dict[str, str]:
-    """``{group: "train" | "heldout"}`` for every group of the sources."""
-    if not 0.0 < fraction < 1.0:
-        raise ValueError("the held-out fraction must be between 0 and 1")
+    """``{group: "train" | "heldout"}`` for every group of the sources.
+
+    A fraction of 0 holds nothing out: every group trains (the final model, once the recipe has been
+    measured on a split).
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError("the held-out fraction must be at least 0 and below 1")
+    if fraction == 0.0:
+        return {source.group: TRAIN for source in sources}
     labels_of: dict[str, set[str]] = defaultdict(set)
     for source in sources:
         labels_of[source.group].update(source.labels)
