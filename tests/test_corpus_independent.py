@@ -94,21 +94,21 @@ def test_the_set_is_extracted_labelled_and_readable_as_a_manifest(tmp_path: Path
     for activity, files in by_activity.items():
         files[f"gcompris/src/activities/{activity}/resource/README"] = (b"licence text", False)
         write_rcc(rcc_dir / f"{activity}.rcc", files)
-    alsa = trees / "alsa-utils" / independent.ALSA_SOUNDS
-    alsa.mkdir(parents=True)
-    for number, name in enumerate(independent.ALSA_SPEECH):
-        (alsa / name).write_bytes(_wav_bytes(tmp_path, 100 + number))
+    for number, (package, inner, _) in enumerate(independent.FILES):
+        (trees / package / inner).parent.mkdir(parents=True, exist_ok=True)
+        (trees / package / inner).write_bytes(_wav_bytes(tmp_path, 1000 + number))
     monkeypatch.setattr(independent, "fetch_packages", lambda cache, packages: trees)
 
     out = tmp_path / "set"
     count = independent.build_independent_set(out, tmp_path / "cache")
-    assert count == len(independent.GCOMPRIS) + len(independent.ALSA_SPEECH)
+    assert count == len(independent.GCOMPRIS) + len(independent.FILES)
     examples = read_examples(str(out / "independent.csv"), ManifestFormat(label_separator=";"))
-    assert len(examples) == count
+    assert len({e.path for e in examples}) == count  # no two files share a name in OUT
     by_name = {Path(e.path).name: e for e in examples}
     assert by_name["animals_owl.ogg"].labels == ("Bird",)
     assert set(by_name["violin.ogg"].labels) == {"Violin, fiddle", "Music"}  # the parent comes along
     assert by_name["animals_cat.ogg"].labels == ()  # a negative
+    assert by_name["bird3_02.ogg"].labels == ("Bird",)
     assert by_name["Front_Center.wav"].labels == ("Speech",)
     assert all(set(e.labels) <= set(CLASSES) for e in examples)
     first = independent.GCOMPRIS[0]
