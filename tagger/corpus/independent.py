@@ -8,7 +8,7 @@ The corpus (``tagger corpus``) takes its sources only from the packages in
 (``gcompris-qt-data``: farm animals, solo instrument demos, sound-memory recordings, vehicles),
 ALSA's channel-test voice (``alsa-utils``), and the sound effects and music of Widelands, Battle
 for Wesnoth and SuperTuxKart (``widelands-data``, ``wesnoth-1.16-data``, ``supertuxkart-data``,
-1.3 GB of downloads). Every file is labelled by hand from what its game or activity presents it
+1.2 GB of downloads). Every file is labelled by hand from what its game or activity presents it
 as (the "owl" of the farm animals, the "violin" of the instrument quiz); files whose content a
 name does not settle (a "harbor" ambience, a "guitar" note of unknown kind, a kart's engine) are
 left out. Files of other classes stay in as negatives (the cat, the ducks, the banjo, a clock).
