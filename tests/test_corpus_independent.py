@@ -12,6 +12,7 @@ import soundfile as sf
 
 from tagger.corpus import independent
 from tagger.corpus.classes import CLASSES
+from tagger.corpus.packages import PACKAGES as CORPUS_PACKAGES
 from tagger.corpus.packages import CorpusError
 from tagger.corpus.rcc import rcc_files
 from tagger.data import ManifestFormat, read_examples
@@ -74,6 +75,10 @@ def test_a_file_that_is_not_a_bundle_is_refused(tmp_path: Path) -> None:
     other.write_bytes(b"OggS" + bytes(40))
     with pytest.raises(CorpusError, match="not a Qt resource bundle"):
         list(rcc_files(other))
+
+
+def test_the_check_uses_no_package_the_corpus_trains_on() -> None:
+    assert set(independent.CHECK_PACKAGES).isdisjoint(CORPUS_PACKAGES)
 
 
 def _wav_bytes(tmp_path: Path, seed: int) -> bytes:

@@ -121,13 +121,19 @@ FILES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (STK[0], f"{STK[1]}/sfx/clock.ogg", ()),
     *((STK[0], f"{STK[1]}/music/{name}.ogg", ("Music",)) for name in ("celtic", "menutheme")),
 )
-PACKAGES = ("gcompris-qt-data", *sorted({package for package, _, _ in FILES}))
+CHECK_PACKAGES = ("gcompris-qt-data", *sorted({package for package, _, _ in FILES}))
 
 
 def build_independent_set(out: Path, cache: Path) -> int:
     """Extract the hand-labelled files into ``out`` and write ``out/independent.csv``; returns the count."""
-    trees = fetch_packages(cache, PACKAGES)
+    trees = fetch_packages(cache, CHECK_PACKAGES)
     rows: list[tuple[str, str, str, str]] = []  # path, labels, package, file in the package
+
+    def save(relative: Path, data: bytes, labels: tuple[str, ...], package: str, origin: str) -> None:
+        (out / relative).parent.mkdir(parents=True, exist_ok=True)
+        (out / relative).write_bytes(data)
+        rows.append((str(relative), LABEL_SEPARATOR.join(with_implied(labels)), package, origin))
+
     wanted: dict[str, dict[str, tuple[str, ...]]] = {}
     for activity, name, labels in GCOMPRIS:
         wanted.setdefault(activity, {})[name] = labels
@@ -139,19 +145,14 @@ def build_independent_set(out: Path, cache: Path) -> int:
         for name, labels in files.items():
             if name not in found:
                 raise TaggerError(f"{bundle.name} has no {prefix}{name} (another GCompris version?)")
-            target = out / "gcompris" / activity / name.replace("/", "_")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(found[name])
-            rows.append((str(target.relative_to(out)), LABEL_SEPARATOR.join(with_implied(labels)),
-                         "gcompris-qt-data", f"{bundle.name}:{prefix}{name}"))
+            save(Path("gcompris", activity, name.replace("/", "_")), found[name], labels, "gcompris-qt-data",
+                 f"{bundle.name}:{prefix}{name}")
     for package, inner, labels in FILES:
         source = trees / package / inner
         if not source.is_file():
             raise TaggerError(f"{package} has no {inner} (another version of the package?)")
-        target = out / package / Path(inner).name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(source.read_bytes())
-        rows.append((str(target.relative_to(out)), LABEL_SEPARATOR.join(with_implied(labels)), package, inner))
+        save(Path(package, Path(inner).name), source.read_bytes(), labels, package, inner)
+    out.mkdir(parents=True, exist_ok=True)
     with open(out / "independent.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "labels", "package", "file"])
