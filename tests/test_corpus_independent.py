@@ -77,6 +77,14 @@ def test_a_file_that_is_not_a_bundle_is_refused(tmp_path: Path) -> None:
         list(rcc_files(other))
 
 
+def test_a_truncated_bundle_is_refused_in_one_line(tmp_path: Path) -> None:
+    bundle = tmp_path / "activity.rcc"
+    write_rcc(bundle, {"res/a.wav": (b"RIFF" * 500, True)})
+    bundle.write_bytes(bundle.read_bytes()[:60])
+    with pytest.raises(CorpusError, match="damaged Qt resource bundle"):
+        list(rcc_files(bundle))
+
+
 def test_the_check_uses_no_package_the_corpus_trains_on() -> None:
     assert set(independent.CHECK_PACKAGES).isdisjoint(CORPUS_PACKAGES)
 

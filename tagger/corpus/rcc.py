@@ -52,4 +52,7 @@ def rcc_files(path: Path) -> Iterator[tuple[str, bytes]]:
             raise CorpusError(f"{path}: {prefix}{name} is zstd-compressed, which this reader does not handle")
         yield prefix + name, zlib.decompress(raw[4:]) if flags & ZLIB else raw
 
-    yield from walk(0, "")
+    try:
+        yield from walk(0, "")
+    except (struct.error, zlib.error, UnicodeDecodeError) as error:
+        raise CorpusError(f"{path}: damaged Qt resource bundle ({error})") from None
