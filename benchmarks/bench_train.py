@@ -4,8 +4,12 @@ The paper's claims (Koutini et al. 2022): patchout makes PaSST train much faster
 faster than a CNN of similar size (no-overlap PaSST 184 samples/s vs CNN14 131 on one GPU).
 
 Every configuration runs in its own process, on the same random waveforms, through the same
-training step as ``tagger train`` (mel front-end in train mode, mixup, forward, BCE, backward,
-AdamW), so peak memory is that process's own (CUDA: max allocated; CPU: peak RSS).
+training step as ``tagger train`` (mel front-end, mixup, forward, BCE, backward, AdamW), so peak
+memory is that process's own (CUDA: max allocated; CPU: peak RSS). Four configurations: PaSST with
+the paper's patchout (time 40/99 columns and frequency 4/12 rows), with ``tagger train``'s default
+(time columns only), without patchout, and the CNN with PaSST's parameter count. The CPU model and
+whether it has native bf16 (AVX512-BF16 or AMX) are printed first: bf16 is emulated, and slower than
+fp32, on CPUs without them.
 
     python benchmarks/bench_train.py                      # CPU-sized default: 192/12/3 on 10 s
     python benchmarks/bench_train.py --embed-dim 768 --depth 12 --heads 12 --batch 12 --device cuda
@@ -82,17 +86,18 @@ def run_one(args: argparse.Namespace) -> dict:
     frontend_config = FrontendConfig()
     samples = int(args.seconds * frontend_config.sample_rate)
     time_patches = grid_for_frames(frontend_config.n_frames(samples))
-    patchout_t = round(40 * time_patches / 99) if args.patchout else 0
+    patchout_t = round(40 * time_patches / 99) if args.patchout in ("tf", "t") else 0
+    patchout_f = 4 if args.patchout == "tf" else 0
     config = PaSSTConfig(embed_dim=args.embed_dim, depth=args.depth, num_heads=args.heads,
                          time_patches=time_patches, num_classes=527, s_patchout_t=patchout_t,
-                         s_patchout_f=4 if args.patchout else 0)
+                         s_patchout_f=patchout_f)
     passt_params = count(PaSST(config))
     if args.model == "cnn":
         model = cnn14_like(args.cnn_base or cnn_base_matching(passt_params, 527), 527)
     else:
         model = PaSST(config)
     model = model.to(device).train()
-    frontend = MelFrontend(frontend_config).to(device).train()
+    frontend = MelFrontend(frontend_config).to(device).eval()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     waves = torch.randn(args.batch, samples, device=device) * 0.1
@@ -128,11 +133,28 @@ def run_one(args: argparse.Namespace) -> dict:
     median = times[len(times) // 2]
     peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"model": args.model, "patchout": bool(args.patchout) if args.model == "passt" else None,
+    return {"model": args.model, "patchout": args.patchout if args.model == "passt" else None,
             "params": count(model), "samples_per_s": args.batch / median, "step_s": median,
             "peak_mib": peak / 2 ** 20, "precision": precision, "device": str(device),
-            "tokens": (time_patches - patchout_t) * (12 - (4 if args.patchout else 0))
-            if args.model == "passt" else None}
+            "tokens": (time_patches - patchout_t) * (12 - patchout_f) if args.model == "passt" else None}
+
+
+def cpu_description() -> str:
+    """The CPU model and whether bf16 is native on it (what decides bf16's speed on a CPU)."""
+    import platform
+
+    import torch
+
+    from tagger.hardware import cpu_has_fast_bf16
+
+    name = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            name = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    native = "native bf16 (AVX512-BF16 or AMX)" if cpu_has_fast_bf16() else "no native bf16 (emulated)"
+    return f"{name}, {torch.get_num_threads()} threads, {native}"
 
 
 def main() -> None:
@@ -150,7 +172,7 @@ def main() -> None:
     parser.add_argument("--cnn-base", type=int, default=None, help="CNN width (default: PaSST's parameter count)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--one", choices=["passt", "cnn"], help=argparse.SUPPRESS)
-    parser.add_argument("--patchout", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--patchout", default="t", choices=["tf", "t", "none"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         args.model = args.one
@@ -159,17 +181,22 @@ def main() -> None:
     forwarded = [a for a in sys.argv[1:] if not a.startswith("--json")]
     if args.json:
         forwarded = [a for a in forwarded if a != str(args.json)]
+    print(f"cpu: {cpu_description()}; {args.seconds:g} s windows, batch {args.batch}, precision "
+          f"{args.precision}", flush=True)
     results = []
-    for model, patchout in (("passt", 1), ("passt", 0), ("cnn", 0)):
-        out = subprocess.run([sys.executable, __file__, *forwarded, "--one", model, "--patchout", str(patchout)],
+    for model, patchout in (("passt", "tf"), ("passt", "t"), ("passt", "none"), ("cnn", "none")):
+        out = subprocess.run([sys.executable, __file__, *forwarded, "--one", model, "--patchout", patchout],
                              capture_output=True, text=True, check=True)
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(f"{model:5} patchout={patchout}: {results[-1]['samples_per_s']:.2f} samples/s, "
-              f"peak {results[-1]['peak_mib']:.0f} MiB, {results[-1]['params']:,} parameters", flush=True)
-    with_po, without, cnn = results
-    ratios = {"patchout_speedup": with_po["samples_per_s"] / without["samples_per_s"],
-              "patchout_memory_ratio": with_po["peak_mib"] / without["peak_mib"],
-              "passt_patchout_vs_cnn": with_po["samples_per_s"] / cnn["samples_per_s"],
+        print(f"{model:5} patchout={patchout:4}: {results[-1]['samples_per_s']:.2f} samples/s, "
+              f"peak {results[-1]['peak_mib']:.0f} MiB, {results[-1]['params']:,} parameters "
+              f"({results[-1]['precision']})", flush=True)
+    paper, time_only, without, cnn = results
+    ratios = {"patchout_tf_speedup": paper["samples_per_s"] / without["samples_per_s"],
+              "patchout_t_speedup": time_only["samples_per_s"] / without["samples_per_s"],
+              "patchout_tf_memory_ratio": paper["peak_mib"] / without["peak_mib"],
+              "passt_patchout_tf_vs_cnn": paper["samples_per_s"] / cnn["samples_per_s"],
+              "passt_patchout_t_vs_cnn": time_only["samples_per_s"] / cnn["samples_per_s"],
               "passt_no_patchout_vs_cnn": without["samples_per_s"] / cnn["samples_per_s"]}
     for key, value in ratios.items():
         print(f"{key}: {value:.2f}")

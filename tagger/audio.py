@@ -304,6 +304,8 @@ def _read_blocks(audio: sf.SoundFile, path: PathLike, block_frames: int) -> Iter
             raise _decode_error(path, _error_reason(exc)) from None
         if len(frames) == 0:
             return
+        if not np.isfinite(frames).all():  # float files can hold NaN/Inf; nothing downstream survives them
+            raise _decode_error(path, "holds NaN or infinite samples")
         yield frames
 
 

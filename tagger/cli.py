@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import __version__
 from .errors import TaggerError
+from .tagging import DEFAULT_BATCH_SIZE
 
 if TYPE_CHECKING:
     from .tagging import Backend, WindowSettings
@@ -125,7 +126,7 @@ def file_command(
     window: Optional[float] = typer.Option(None, "--window",
                                            help="Window length in seconds (default: the model's context)."),
     hop: Optional[float] = typer.Option(None, "--hop", help="Hop between windows in seconds (default: half the window)."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Windows per model call."),
+    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Windows per model call."),
     pooling: Pooling = typer.Option(Pooling.max, "--pooling", help="Clip score from the windows' scores."),
     precision: Precision = typer.Option(Precision.fp32, "--precision",
                                         help="fp32 (the reference numbers) or bf16 (faster on AMX CPUs and GPUs)."),
@@ -338,29 +339,30 @@ def train_command(
     delimiter: str = typer.Option(",", "--delimiter", help="Field separator of the manifest."),
     label_separator: str = typer.Option(",", "--label-separator", help="Separator between the labels of one clip."),
     task: Task = typer.Option(Task.auto, "--task", help="multi-label (sigmoid + BCE), single-label (softmax + CE) or auto (single-label when every clip has one label)."),
-    init: Optional[str] = typer.Option(None, "--init", help="Start from this model (file or `tagger models` name) instead of random weights."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start from this model (file or `tagger models` name; default: the embedded offline-50), with a new head for the data's labels."),
+    from_scratch: bool = typer.Option(False, "--from-scratch", help="Start from random weights instead of a pretrained model (also implied by --arch, --embed-dim, --depth or --context)."),
     freeze_backbone: bool = typer.Option(False, "--freeze-backbone", help="Train only the head."),
     backbone_lr_scale: float = typer.Option(1.0, "--backbone-lr-scale", help="Learning rate of the backbone relative to the head's."),
-    arch: str = typer.Option("passt-tiny", "--arch", help="Size of a new model: passt-s, passt-small, passt-tiny or passt-mini."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Size of a new model: passt-s, passt-small, passt-tiny (default) or passt-mini."),
     embed_dim: Optional[int] = typer.Option(None, "--embed-dim", min=1, help="Override the embedding width of --arch."),
     depth: Optional[int] = typer.Option(None, "--depth", min=1, help="Override the number of blocks of --arch."),
     num_heads: Optional[int] = typer.Option(None, "--num-heads", min=1, help="Override the attention heads of --arch (with --init: the heads of an official checkpoint)."),
-    context: float = typer.Option(10.0, "--context", help="Context of a new model in seconds (its time positional grid)."),
-    window: Optional[float] = typer.Option(None, "--window", help="Training crop in seconds (default: the model's context)."),
-    epochs: int = typer.Option(10, "--epochs", min=1, help="Passes over the training data."),
+    context: Optional[float] = typer.Option(None, "--context", help="Context of a new model in seconds, its time positional grid (default: the window chosen from the data)."),
+    window: Optional[float] = typer.Option(None, "--window", help="Training crop in seconds (default: long enough for 90% of the clips, at most the model's context)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Passes over the training data (default: 10 fine-tuning; from scratch, enough for 600 updates). With --resume: extend the run to this many."),
     batch_size: int = typer.Option(12, "--batch-size", min=1, help="Clips per step and process."),
     accumulate: int = typer.Option(1, "--accumulate", min=1, help="Steps whose gradients are summed before an update."),
-    lr: float = typer.Option(1e-4, "--lr", help="Peak learning rate (AdamW)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate of AdamW (default: 5e-4 fine-tuning, 1e-3 from scratch)."),
     weight_decay: float = typer.Option(1e-4, "--weight-decay", help="AdamW weight decay (not on biases, norms, tokens, positions)."),
     warmup_epochs: float = typer.Option(1.0, "--warmup-epochs", help="Linear warm-up length in epochs, then linear decay to 1%."),
     clip_grad: float = typer.Option(0.0, "--clip-grad", help="Clip the gradient norm to this value (0: off)."),
     patchout_t: Optional[int] = typer.Option(None, "--patchout-t", min=0, help="Time-patch columns dropped per step (default: 40 per 10 s of window)."),
-    patchout_f: int = typer.Option(4, "--patchout-f", min=0, help="Frequency-patch rows dropped per step."),
+    patchout_f: int = typer.Option(0, "--patchout-f", min=0, help="Frequency-patch rows dropped per step (PaSST-S: 4 of 12; off by default, it hides sounds that live in a few bands)."),
     u_patchout: int = typer.Option(0, "--u-patchout", min=0, help="Further random patches dropped per step (unstructured patchout)."),
     mixup_alpha: float = typer.Option(0.3, "--mixup", help="Mixup of spectrograms with lambda ~ Beta(a, a), max(l, 1-l) (0: off)."),
     gain: bool = typer.Option(True, "--gain/--no-gain", help="Random gain of -7..+6 dB per clip."),
     roll: float = typer.Option(0.25, "--roll", help="Random circular shift of up to this many seconds (0: off)."),
-    spec_augment: bool = typer.Option(True, "--spec-augment/--no-spec-augment", help="Front-end train mode: mel band-edge jitter and frequency/time masks."),
+    spec_augment: bool = typer.Option(False, "--spec-augment/--no-spec-augment", help="Front-end train mode: mel band-edge jitter and frequency/time masks (PaSST's recipe; off by default, frequency masks hide sounds that live in a few bands)."),
     weighted_sampling: bool = typer.Option(True, "--weighted-sampling/--no-weighted-sampling", help="Draw clips of rare labels more often."),
     swa_start: Optional[int] = typer.Option(None, "--swa-start", min=1, help="Average the weights of this epoch and later into swa.pt."),
     precision: TrainPrecision = typer.Option(TrainPrecision.auto, "--precision", help="auto: bf16 on CUDA and bf16-capable CPUs, fp16 on older GPUs, else fp32."),
@@ -370,6 +372,7 @@ def train_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the data order, augmentation and initial weights."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Keep decoded, resampled training audio here (float16 .npy) for later epochs and runs."),
     checkpoint_every: int = typer.Option(0, "--checkpoint-every", min=0, help="Also save last.pt every N updates (0: at the end of each epoch only)."),
+    max_bad: float = typer.Option(0.1, "--max-bad", help="Share of the training (or validation) clips that may fail to decode, be skipped and named, before the run stops."),
     name: Optional[str] = typer.Option(None, "--name", help="Model name stored in the files (default: the --out folder's name)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr (only on a terminal)."),
 ) -> None:
@@ -378,18 +381,24 @@ def train_command(
 
     if data is None and not resume:
         raise fail("DATA is required (unless --resume)", code=2)
+    sized = [option for option, value in (("--arch", arch), ("--embed-dim", embed_dim), ("--depth", depth),
+                                          ("--context", context)) if value is not None]
+    if init is not None and (from_scratch or sized):
+        raise fail(f"--init and {'--from-scratch' if from_scratch else sized[0]} exclude each other "
+                   "(size options describe a new model from random weights)", code=2)
     opts = TrainOptions(
         data=str(data) if data else "", out=str(out), val=str(val) if val else None, val_split=val_split,
         labels_file=str(labels_file) if labels_file else None, path_column=path_column,
         labels_column=labels_column, delimiter=delimiter, label_separator=label_separator, task=task.value,
-        init=init, arch=arch, embed_dim=embed_dim, depth=depth, num_heads=num_heads, context=context,
+        init=init, from_scratch=from_scratch or bool(sized), arch=arch or TrainOptions.arch,
+        embed_dim=embed_dim, depth=depth, num_heads=num_heads, context=context,
         window=window, freeze_backbone=freeze_backbone, backbone_lr_scale=backbone_lr_scale, epochs=epochs,
         batch_size=batch_size, accumulate=accumulate, lr=lr, weight_decay=weight_decay,
         warmup_epochs=warmup_epochs, clip_grad=clip_grad, patchout_t=patchout_t, patchout_f=patchout_f,
         u_patchout=u_patchout, mixup=mixup_alpha, gain=gain, roll=roll, spec_augment=spec_augment,
         weighted_sampling=weighted_sampling, swa_start=swa_start, precision=precision.value, device=device,
         workers=workers, threads=threads, seed=seed, cache_dir=str(cache_dir) if cache_dir else None,
-        checkpoint_every=checkpoint_every, name=name, progress=progress,
+        checkpoint_every=checkpoint_every, max_bad=max_bad, name=name, progress=progress,
     )
     result = train(opts, resume=resume, console=stderr)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -399,7 +408,7 @@ def train_command(
 
 @app.command("eval")
 def eval_command(
-    model: str = typer.Argument(..., help="Model file (.pt) or a name from `tagger models`.", show_default=False),
+    model: str = typer.Argument(..., help="Model file (.pt, or .onnx from `tagger export`) or a name from `tagger models`.", show_default=False),
     data: Path = typer.Argument(..., help="CSV manifest or folder of class folders with the true labels.",
                                 show_default=False),
     path_column: str = typer.Option("path", "--path-column", help="Manifest column with the audio paths."),
@@ -411,7 +420,7 @@ def eval_command(
     top: Optional[int] = typer.Option(None, "--top", min=1, help="Show only the N best classes in the table (default: all)."),
     window: Optional[float] = typer.Option(None, "--window", help="Window length in seconds (default: the model's context)."),
     hop: Optional[float] = typer.Option(None, "--hop", help="Hop between windows in seconds (default: half the window)."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Windows per model call."),
+    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Windows per model call."),
     pooling: Pooling = typer.Option(Pooling.max, "--pooling", help="Clip score from the windows' scores."),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help="fp32 or bf16."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
@@ -425,22 +434,21 @@ def eval_command(
             raise fail(f"{option} must be longer than 0 s", code=2)
     from .data import ManifestFormat
     from .evaluate import evaluate_dataset, print_report, write_report
-    from .inference import TorchBackend
-    from .loading import load_model
     from .tagging import WindowSettings
 
-    loaded = load_model(model, num_heads=num_heads, show_progress=progress)
     settings = WindowSettings(window, hop)
     try:
-        backend = TorchBackend(loaded, device=device, precision=precision.value, threads=threads)
+        backend = make_backend(model, device, precision, threads, num_heads, progress)
         settings.resolve(backend)
     except ValueError as exc:
         raise fail(str(exc), code=2) from None
     fmt = ManifestFormat(path_column, labels_column, delimiter, label_separator)
     with make_progress(progress and stderr.is_terminal) as bar:
         task = bar.add_task("evaluating", total=None)
-        result = evaluate_dataset(backend, loaded.multi_label, str(data), fmt, settings, batch_size,
+        result = evaluate_dataset(backend, backend.multi_label, str(data), fmt, settings, batch_size,
                                   pooling.value, on_clip=lambda: bar.advance(task))
+    for bad in result.skipped:
+        sys.stderr.write(f"warning: {bad.path}: {bad.reason} (left out)\n")
     print_report(result, Console(), top)
     if output is not None:
         with open_output(output) as stream:

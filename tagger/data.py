@@ -130,12 +130,34 @@ def check_labels(examples: list[Example], labels: list[str], source: str) -> Non
         raise DataError(f"{source}: {len(unknown)} label(s) not in the label vocabulary: {shown}")
 
 
-def check_audio(examples: list[Example]) -> None:
-    """Read every file's header, so that a bad file fails before training starts."""
+@dataclass(frozen=True)
+class BadClip:
+    """A clip that cannot be used, and why (one line)."""
+
+    path: str
+    reason: str
+
+
+def _reason(exc: TaggerError, path: str) -> str:
+    text = str(exc)
+    return text.removeprefix(f"{path}: ") or type(exc).__name__
+
+
+def probe_clips(examples: list[Example]) -> tuple[list[Example], list[float], list[BadClip]]:
+    """Read every file's header: the usable clips with their durations (seconds), and the bad ones."""
+    good, durations, bad = [], [], []
     for example in examples:
-        info = probe(example.path)
+        try:
+            info = probe(example.path)
+        except TaggerError as exc:
+            bad.append(BadClip(example.path, _reason(exc, example.path)))
+            continue
         if info.frames == 0:
-            raise DataError(f"{example.path}: the file holds no audio samples")
+            bad.append(BadClip(example.path, "the file holds no audio samples"))
+            continue
+        good.append(example)
+        durations.append(info.duration if info.duration is not None else math.inf)
+    return good, durations, bad
 
 
 def stratified_split(examples: list[Example], fraction: float,
@@ -219,11 +241,11 @@ class Augment:
 
 
 class ClipDataset(Dataset):
-    """Fixed-length clips with their target vectors.
+    """Fixed-length training clips with their target vectors.
 
-    Training items are keyed ``(clip index, draw id)``: the crop, gain and roll come from a generator
-    seeded by ``(seed, draw id)``, so a resumed run sees exactly the data it would have seen. Evaluation
-    items (plain indices) are centre crops. Short clips are zero-padded at the end.
+    Items are keyed ``(clip index, draw id)``: the crop, gain and roll come from a generator seeded by
+    ``(seed, draw id)``, so a resumed run sees exactly the data it would have seen. Short clips are
+    zero-padded at the end. (Validation does not crop: it tags whole clips as ``tagger eval`` does.)
     """
 
     def __init__(self, examples: list[Example], labels: list[str], window: int, sample_rate: int,
@@ -243,23 +265,26 @@ class ClipDataset(Dataset):
         path = self.examples[index].path
         return self.cache.load(path) if self.cache else load_audio(path, self.sample_rate)
 
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        index, draw = key if isinstance(key, tuple) else (key, None)
-        audio = self._read(index)
-        if draw is None:
-            start = max(0, (len(audio) - self.window) // 2)
-            clip = audio[start:start + self.window]
-        else:
-            rng = np.random.default_rng([self.seed, draw])
-            start = int(rng.integers(0, max(0, len(audio) - self.window) + 1))
-            clip = audio[start:start + self.window]
-            if self.augment and self.augment.gain_db:
-                clip = clip * np.float32(10.0 ** (rng.uniform(*self.augment.gain_db) / 20.0))
-            if self.augment and self.augment.roll_samples:
-                limit = self.augment.roll_samples
-                clip = np.roll(clip, int(rng.integers(-limit, limit + 1)))
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int, str]:
+        """``(waveform, targets, clip index, error)``: a clip that fails to decode (or holds NaN/Inf)
+        comes back as silence with its error message, for the training loop to leave out."""
+        index, draw = key
+        try:
+            audio = self._read(index)
+        except TaggerError as exc:
+            path = self.examples[index].path
+            return (torch.zeros(self.window), torch.from_numpy(self.targets[index]), index,
+                    _reason(exc, path))
+        rng = np.random.default_rng([self.seed, draw])
+        start = int(rng.integers(0, max(0, len(audio) - self.window) + 1))
+        clip = audio[start:start + self.window]
+        if self.augment and self.augment.gain_db:
+            clip = clip * np.float32(10.0 ** (rng.uniform(*self.augment.gain_db) / 20.0))
+        if self.augment and self.augment.roll_samples:
+            limit = self.augment.roll_samples
+            clip = np.roll(clip, int(rng.integers(-limit, limit + 1)))
         clip = np.pad(clip, (0, self.window - len(clip))).astype(np.float32)
-        return torch.from_numpy(clip), torch.from_numpy(self.targets[index])
+        return torch.from_numpy(clip), torch.from_numpy(self.targets[index]), index, ""
 
 
 class EpochSampler(Sampler):

@@ -17,7 +17,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from .data import ManifestFormat, check_labels, read_examples, target_matrix
+from .data import BadClip, ManifestFormat, check_labels, read_examples, target_matrix
+from .errors import TaggerError
 from .metrics import Metrics, evaluate_scores
 from .tagging import Backend, WindowSettings, tag_file
 
@@ -29,6 +30,7 @@ class EvalResult:
     clips: int
     multi_label: bool
     metrics: Metrics
+    skipped: list[BadClip]
 
     def classes(self) -> list[dict]:
         """Per-class rows, best AP first; classes without positives (no AP) last."""
@@ -40,27 +42,47 @@ class EvalResult:
     def to_json(self) -> dict:
         return {"model": self.model, "clips": self.clips,
                 "task": "multi-label" if self.multi_label else "single-label",
-                "overall": self.metrics.summary(), "classes": self.classes()}
+                "overall": self.metrics.summary(), "classes": self.classes(),
+                "skipped": [{"path": bad.path, "reason": bad.reason} for bad in self.skipped]}
 
 
 def _number(value: float) -> float | None:
     return None if math.isnan(value) else round(value, 6)
 
 
+def score_clips(backend: Backend, paths: list[str], settings: WindowSettings, batch_size: int,
+                pooling: str, on_clip: Callable[[], None] | None = None
+                ) -> tuple[np.ndarray, list[int], list[BadClip]]:
+    """Clip scores of every file as ``tagger file`` computes them (``[scored, classes]``), the indices
+    of the scored files, and the files that could not be decoded (left out, with the reason)."""
+    scores, scored, bad = [], [], []
+    for index, path in enumerate(paths):
+        try:
+            scores.append(tag_file(path, backend, settings, batch_size, pooling).clip)
+            scored.append(index)
+        except TaggerError as exc:
+            bad.append(BadClip(path, str(exc).removeprefix(f"{path}: ")))
+        if on_clip:
+            on_clip()
+    matrix = np.stack(scores) if scores else np.zeros((0, len(backend.labels)), np.float32)
+    return matrix, scored, bad
+
+
 def evaluate_dataset(backend: Backend, multi_label: bool, data: str, fmt: ManifestFormat,
                      settings: WindowSettings, batch_size: int, pooling: str,
                      on_clip: Callable[[], None] | None = None) -> EvalResult:
-    """Tag every clip of ``data`` (manifest or class folders) and score it against its labels."""
+    """Tag every clip of ``data`` (manifest or class folders) and score it against its labels.
+    Clips that cannot be decoded are left out of the numbers and listed in the result."""
     examples = read_examples(data, fmt)
     check_labels(examples, backend.labels, data)
-    targets = target_matrix(examples, backend.labels)
-    scores = []
-    for example in examples:
-        scores.append(tag_file(example.path, backend, settings, batch_size, pooling).clip)
-        if on_clip:
-            on_clip()
-    metrics = evaluate_scores(targets, np.stack(scores), single_label=not multi_label)
-    return EvalResult(backend.name, list(backend.labels), len(examples), multi_label, metrics)
+    scores, scored, skipped = score_clips(backend, [e.path for e in examples], settings, batch_size,
+                                          pooling, on_clip)
+    if not scored:
+        raise TaggerError(f"{data}: none of the {len(examples)} clips could be decoded "
+                          f"(e.g. {skipped[0].path}: {skipped[0].reason})")
+    targets = target_matrix([examples[i] for i in scored], backend.labels)
+    metrics = evaluate_scores(targets, scores, single_label=not multi_label)
+    return EvalResult(backend.name, list(backend.labels), len(scored), multi_label, metrics, skipped)
 
 
 def print_report(result: EvalResult, console: Console, top: int | None) -> None:

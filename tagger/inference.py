@@ -51,6 +51,10 @@ class TorchBackend:
         return self.model.labels
 
     @property
+    def multi_label(self) -> bool:
+        return self.model.multi_label
+
+    @property
     def sample_rate(self) -> int:
         return self.model.sample_rate
 

@@ -98,6 +98,7 @@ class OnnxBackend:
             self.max_samples = int(meta["max_samples"])
             self.min_samples = int(meta["min_samples"])
             self.context_seconds = float(meta["context_seconds"])
+            self.multi_label = bool(json.loads(meta.get("multi_label", "true")))
         except ValueError as exc:
             raise ModelLoadError(f"{path}: damaged tagger ONNX model ({exc})") from None
         self.name = meta.get("model_name", path.name)

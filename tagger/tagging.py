@@ -18,6 +18,10 @@ from .audio import AudioInfo, probe, stream_audio
 from .errors import AudioDecodeError
 from .windows import Window, WindowEngine
 
+# Windows per model call: `tagger file`, `tagger eval` and training's validation use the same number,
+# so that they score clips identically.
+DEFAULT_BATCH_SIZE = 8
+
 
 class Backend(Protocol):
     labels: list[str]
@@ -25,6 +29,7 @@ class Backend(Protocol):
     max_samples: int
     context_seconds: float
     name: str
+    multi_label: bool  # sigmoid scores (several labels per clip) or softmax (one)
 
     def predict(self, waveforms: np.ndarray) -> np.ndarray: ...
 
@@ -107,7 +112,7 @@ def windows_of_stream(blocks: Iterable[np.ndarray], engine: WindowEngine,
 
 
 def tag_file(path: str, backend: Backend, settings: WindowSettings = WindowSettings(),
-             batch_size: int = 8, pooling: str = "max",
+             batch_size: int = DEFAULT_BATCH_SIZE, pooling: str = "max",
              on_samples: Callable[[int], None] | None = None) -> FileResult:
     """Tag one file: decode it in blocks, window it, run the model, pool the windows."""
     info = probe(path)

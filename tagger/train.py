@@ -37,18 +37,30 @@ from torch.utils.data import DataLoader
 from . import __version__
 from .atomic import atomic_write
 from .checkpoint import atomic_save, load_checkpoint, model_file_contents, read_file
-from .data import (Augment, AudioCache, ClipDataset, DataError, EpochSampler, Example,
-                   ManifestFormat, check_audio, check_labels, read_examples, read_labels_file,
-                   sample_weights, stratified_split, vocabulary)
+from .data import (Augment, AudioCache, BadClip, ClipDataset, DataError, EpochSampler, Example,
+                   ManifestFormat, check_labels, probe_clips, read_examples, read_labels_file,
+                   sample_weights, stratified_split, target_matrix, vocabulary)
+from .embedded import EMBEDDED_MODEL
 from .errors import TaggerError
+from .evaluate import score_clips
 from .frontend import FrontendConfig, MelFrontend
 from .hardware import autocast, resolve_device, resolve_precision, setup_distributed
+from .inference import TorchBackend
 from .metrics import Metrics, evaluate_scores
 from .model import PRESETS, AudioTagger, PaSSTConfig, grid_for_frames
+from .tagging import DEFAULT_BATCH_SIZE, WindowSettings
 
 # PaSST-S drops 40 of 99 time-patch columns (10 s) and 4 of 12 frequency rows.
 PATCHOUT_T_PER_99 = 40
 MIN_LR_RATIO = 0.01
+# Defaults that depend on where a run starts (see `start_defaults`).
+FINE_TUNE_LR, SCRATCH_LR = 5e-4, 1e-3
+FINE_TUNE_EPOCHS = 10
+SCRATCH_MIN_UPDATES = 600  # a model from random weights needs this many updates, however small the data
+# The default training window covers this share of the clips whole (the rest are cropped at random).
+WINDOW_QUANTILE = 0.9
+WINDOW_STEP = 0.1  # seconds: one time-patch hop (10 frames of 10 ms)
+SCRATCH_MAX_CONTEXT = 10.0  # the default context of a new model is at most PaSST's 10 s grid
 MODEL_FILES = ("last.pt", "best.pt", "swa.pt")
 LOG_FILE = "metrics.jsonl"
 TASKS = ("auto", "multi-label", "single-label")
@@ -72,29 +84,30 @@ class TrainOptions:
     delimiter: str = ","
     label_separator: str = ","
     task: str = "auto"
-    init: str | None = None
+    init: str | None = None  # None: the embedded default model, unless from_scratch
+    from_scratch: bool = False
     arch: str = "passt-tiny"
     embed_dim: int | None = None
     depth: int | None = None
     num_heads: int | None = None
-    context: float = 10.0
-    window: float | None = None
+    context: float | None = None  # from scratch; None: the training window chosen from the data
+    window: float | None = None  # None: chosen from the clip lengths (see `default_window`)
     freeze_backbone: bool = False
     backbone_lr_scale: float = 1.0
-    epochs: int = 10
+    epochs: int | None = None  # None: see `start_defaults`
     batch_size: int = 12
     accumulate: int = 1
-    lr: float = 1e-4
+    lr: float | None = None  # None: see `start_defaults`
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
     clip_grad: float = 0.0
     patchout_t: int | None = None
-    patchout_f: int = 4
+    patchout_f: int = 0  # PaSST-S drops 4 of 12 rows; see the README on why not by default
     u_patchout: int = 0
     mixup: float = 0.3
     gain: bool = True
     roll: float = 0.25
-    spec_augment: bool = True
+    spec_augment: bool = False
     weighted_sampling: bool = True
     swa_start: int | None = None
     precision: str = "auto"
@@ -104,6 +117,7 @@ class TrainOptions:
     seed: int = 0
     cache_dir: str | None = None
     checkpoint_every: int = 0
+    max_bad: float = 0.1  # share of the clips that may fail to decode before the run stops
     name: str | None = None
     progress: bool = True
 
@@ -115,12 +129,16 @@ class TrainOptions:
 
 @dataclass
 class Split:
-    """The data of a run, resolved: label vocabulary, task and the two example lists."""
+    """The data of a run, resolved: label vocabulary, task, the two example lists (readable clips
+    only), the training clips' durations in seconds and the clips left out because they are bad."""
 
     labels: list[str]
     multi_label: bool
     train: list[Example]
     val: list[Example]
+    durations: list[float]
+    bad_train: list[BadClip]
+    bad_val: list[BadClip]
 
 
 # --- setup ---------------------------------------------------------------------------------------
@@ -131,7 +149,8 @@ def _manifest_format(opts: TrainOptions) -> ManifestFormat:
 
 
 def resolve_data(opts: TrainOptions, model_labels: list[str] | None) -> Split:
-    """Read the training (and validation) data; choose the vocabulary and the task."""
+    """Read the training (and validation) data; choose the vocabulary and the task; leave out the
+    files whose header cannot be read (stopping when more than ``--max-bad`` of them are bad)."""
     fmt = _manifest_format(opts)
     examples = read_examples(opts.data, fmt)
     if opts.val:
@@ -155,20 +174,61 @@ def resolve_data(opts: TrainOptions, model_labels: list[str] | None) -> Split:
     multi_label = opts.task == "multi-label" or (opts.task == "auto" and not one_each)
     if not multi_label and not one_each:
         raise DataError(f"{opts.data}: a single-label task needs exactly one label per clip")
-    return Split(labels, multi_label, train, val)
+    train, durations, bad_train = probe_clips(train)
+    val, _, bad_val = probe_clips(val)
+    check_bad_share(bad_train, len(train) + len(bad_train), opts.max_bad, "training")
+    check_bad_share(bad_val, len(val) + len(bad_val), opts.max_bad, "validation")
+    return Split(labels, multi_label, train, val, durations, bad_train, bad_val)
 
 
-def scratch_config(opts: TrainOptions, num_classes: int) -> PaSSTConfig:
+def check_bad_share(bad: list[BadClip], total: int, max_bad: float, which: str) -> None:
+    """Stop when more than ``max_bad`` of the clips (or every clip) cannot be used."""
+    if bad and (len(bad) > max_bad * total or len(bad) == total):
+        first = bad[0]
+        raise DataError(f"{len(bad)} of {total} {which} clips cannot be used (more than --max-bad "
+                        f"{max_bad:g}), e.g. {first.path}: {first.reason}")
+
+
+def default_window(durations: list[float], context: float) -> float:
+    """The training window for clips of these lengths: long enough to hold 90 % of them whole,
+    rounded up to a tenth of a second, and no longer than the model's context."""
+    if not durations:
+        return context
+    quantile = float(np.quantile(np.asarray(durations, dtype=np.float64), WINDOW_QUANTILE,
+                                  method="inverted_cdf"))
+    seconds = math.ceil(round(quantile / WINDOW_STEP, 6)) * WINDOW_STEP
+    return round(min(context, max(WINDOW_STEP, seconds)), 3)
+
+
+def start_defaults(opts: TrainOptions, updates_per_epoch: int) -> tuple[int, float, str]:
+    """Epochs and peak learning rate when not given, and how they were chosen.
+
+    Fine-tuning a pretrained model: 10 epochs at 5e-4. From random weights: 1e-3, and enough
+    epochs for at least 600 updates (a small data set gives few updates per epoch)."""
+    chosen = []
+    epochs, lr = opts.epochs, opts.lr
+    if lr is None:
+        lr = SCRATCH_LR if opts.from_scratch else FINE_TUNE_LR
+        chosen.append(f"lr {lr:g}")
+    if epochs is None:
+        epochs = FINE_TUNE_EPOCHS
+        if opts.from_scratch:
+            epochs = max(epochs, math.ceil(SCRATCH_MIN_UPDATES / max(1, updates_per_epoch)))
+        chosen.append(f"{epochs} epochs")
+    return epochs, lr, ", ".join(chosen)
+
+
+def scratch_config(opts: TrainOptions, num_classes: int, context: float) -> PaSSTConfig:
     if opts.arch not in PRESETS:
         raise TrainingError(f"unknown --arch '{opts.arch}' (use {', '.join(PRESETS)})")
-    if opts.context <= 0:
+    if context <= 0:
         raise TrainingError("--context must be longer than 0 s")
     frontend = FrontendConfig()
-    frames = frontend.n_frames(int(round(opts.context * frontend.sample_rate)))
+    frames = frontend.n_frames(int(round(context * frontend.sample_rate)))
     base = PRESETS[opts.arch]
     time_patches = grid_for_frames(frames, base.patch_size, base.stride)
     if time_patches < 1:
-        raise TrainingError(f"a {opts.context:g} s context is shorter than one patch")
+        raise TrainingError(f"a {context:g} s context is shorter than one patch")
     overrides = {k: v for k, v in (("embed_dim", opts.embed_dim), ("depth", opts.depth),
                                    ("num_heads", opts.num_heads)) if v is not None}
     config = replace(base, time_patches=time_patches, num_classes=num_classes, **overrides)
@@ -178,9 +238,12 @@ def scratch_config(opts: TrainOptions, num_classes: int) -> PaSSTConfig:
 
 
 def initial_model(opts: TrainOptions, split: Split, base: AudioTagger | None) -> AudioTagger:
-    """A fresh model, or ``base`` (from --init) with a new head unless its labels are the run's."""
+    """A fresh model (``base`` None: from scratch, its context ``--context``, else ``--window``, else
+    chosen from the data), or ``base`` with a new head unless its labels are the run's."""
     if base is None:
-        config = scratch_config(opts, len(split.labels))
+        context = opts.context if opts.context is not None else opts.window if opts.window is not None \
+            else default_window(split.durations, SCRATCH_MAX_CONTEXT)
+        config = scratch_config(opts, len(split.labels), context)
         model = AudioTagger(config, FrontendConfig(), split.labels, multi_label=split.multi_label)
     else:
         model = base
@@ -202,17 +265,20 @@ def with_patchout(model: AudioTagger, opts: TrainOptions, window: int) -> None:
         patch_t = round(PATCHOUT_T_PER_99 * time_patches / 99)
     if not 0 <= patch_t < time_patches:
         raise TrainingError(f"--patchout-t {patch_t} must be below the window's {time_patches} time patches")
-    if not 0 <= opts.patchout_f < c.freq_patches:
-        raise TrainingError(f"--patchout-f {opts.patchout_f} must be below {c.freq_patches} frequency patches")
-    kept = (time_patches - patch_t) * (c.freq_patches - opts.patchout_f)
+    patch_f = opts.patchout_f
+    if not 0 <= patch_f < c.freq_patches:
+        raise TrainingError(f"--patchout-f {patch_f} must be below {c.freq_patches} frequency patches")
+    kept = (time_patches - patch_t) * (c.freq_patches - patch_f)
     if not 0 <= opts.u_patchout < kept:
         raise TrainingError(f"--u-patchout {opts.u_patchout} must be below the {kept} patches left")
-    model.passt.config = replace(c, s_patchout_t=patch_t, s_patchout_f=opts.patchout_f,
+    model.passt.config = replace(c, s_patchout_t=patch_t, s_patchout_f=patch_f,
                                  u_patchout=opts.u_patchout)
 
 
-def window_samples(opts: TrainOptions, model: AudioTagger) -> int:
-    seconds = opts.window if opts.window is not None else model.context_seconds
+def window_samples(opts: TrainOptions, model: AudioTagger, durations: list[float]) -> int:
+    """The training crop in samples: ``--window``, else chosen from the clip lengths."""
+    seconds = opts.window if opts.window is not None else \
+        default_window(durations, model.max_samples / model.sample_rate)
     window = int(round(seconds * model.sample_rate))
     if window > model.max_samples:
         raise TrainingError(f"--window {seconds:g} s is longer than the model's context "
@@ -259,6 +325,14 @@ def loss_of(logits: torch.Tensor, targets: torch.Tensor, multi_label: bool) -> t
     return nn.functional.cross_entropy(logits, targets)  # soft (mixed-up) class probabilities
 
 
+def validation_loss(scores: np.ndarray, targets: np.ndarray, multi_label: bool) -> float:
+    """The training loss on clip probabilities: BCE (multi-label) or cross-entropy (single-label)."""
+    p = np.clip(scores.astype(np.float64), 1e-7, 1.0 - 1e-7)
+    if multi_label:
+        return float(-(targets * np.log(p) + (1.0 - targets) * np.log1p(-p)).mean())
+    return float(-(targets * np.log(p)).sum(axis=1).mean())
+
+
 def remove_stale_temporaries(out: Path) -> None:
     """Delete the temporary files of writes that a killed run never renamed into place."""
     for name in (*MODEL_FILES, LOG_FILE):
@@ -289,12 +363,18 @@ class Trainer:
                            progress=requested.progress)
             if requested.data and Path(requested.data).resolve() != Path(opts.data).resolve():
                 raise TrainingError(f"{self.out} was trained on {opts.data}, not {requested.data}")
+            if requested.epochs is not None:  # extend (or shorten) the run: the schedule follows
+                opts = replace(opts, epochs=requested.epochs)
         elif state_file.exists():
             raise TrainingError(f"{self.out} already holds a run; add --resume to continue it, "
                                 "or choose another --out")
         else:
             opts = replace(opts, **{k: os.path.abspath(v) for k in ("data", "val", "labels_file", "cache_dir")
                                     if (v := getattr(opts, k))})
+            if opts.from_scratch and opts.init:
+                raise TrainingError("--init and --from-scratch exclude each other")
+            if not opts.from_scratch and opts.init is None:
+                opts = replace(opts, init=EMBEDDED_MODEL)
         self.opts = opts
         self._check_numbers()
         self.device = resolve_device(opts.device, int(os.environ.get("LOCAL_RANK", "0")))
@@ -314,28 +394,33 @@ class Trainer:
             self.model = base
         else:
             base = None
-            if opts.init:
+            if not opts.from_scratch:
                 from .loading import load_model
 
                 base = load_model(opts.init, num_heads=opts.num_heads,
                                   show_progress=opts.progress and self.dist.is_main)
             self.split = resolve_data(opts, base.labels if base is not None else None)
             self.model = initial_model(opts, self.split, base)
-        check_audio(self.split.train + self.split.val)
-        self.window = window_samples(opts, self.model)
+        self.window = window_samples(opts, self.model, self.split.durations)
+        self.chosen = "" if opts.window is not None else \
+            f"window {self.window / self.model.sample_rate:g} s from the clip lengths"
+        self.opts = opts = replace(opts, window=self.window / self.model.sample_rate)
         with_patchout(self.model, opts, self.window)
         self.model.to(self.device)
         if opts.freeze_backbone:
             for name, param in self.model.passt.named_parameters():
                 param.requires_grad = name.startswith("head.")
         self.train_frontend = self._train_frontend()
-        self.optimizer = torch.optim.AdamW(param_groups(self.model.passt, opts), lr=opts.lr,
-                                           betas=(0.9, 0.999))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.ddp = (DistributedDataParallel(self.model.passt, device_ids=[self.device.index]
                                             if self.device.type == "cuda" else None)
                     if self.dist.enabled else None)
         self._build_loaders()
+        epochs, lr, chosen = start_defaults(opts, self.updates_per_epoch)
+        self.chosen = ", ".join(part for part in (self.chosen, chosen) if part)
+        self.opts = opts = replace(opts, epochs=epochs, lr=lr)
+        self.optimizer = torch.optim.AdamW(param_groups(self.model.passt, opts), lr=opts.lr,
+                                           betas=(0.9, 0.999))
 
         self.epoch, self.batch, self.step = 0, 0, 0
         self.best_map = -math.inf
@@ -343,16 +428,23 @@ class Trainer:
         self.loss_sum, self.loss_count = 0.0, 0
         self.swa: dict[str, torch.Tensor] | None = None
         self.swa_count = 0
+        self.skipped: dict[str, str] = {}  # training clips that failed to decode: path -> reason
         if saved is not None:
             self._restore(saved)
+            if self.epoch > opts.epochs:
+                raise TrainingError(f"{self.out} has already trained {self.epoch} epochs; "
+                                    f"--epochs must be at least that")
 
     def _check_numbers(self) -> None:
         o = self.opts
-        for value, option in ((o.epochs, "--epochs"), (o.batch_size, "--batch-size"),
+        for value, option in ((o.epochs or 1, "--epochs"), (o.batch_size, "--batch-size"),
                               (o.accumulate, "--accumulate")):
             if value < 1:
                 raise TrainingError(f"{option} must be at least 1")
-        if o.lr <= 0 or o.mixup < 0 or o.clip_grad < 0 or o.warmup_epochs < 0 or o.roll < 0:
+        if not 0 <= o.max_bad < 1:
+            raise TrainingError("--max-bad must be at least 0 and below 1")
+        if (o.lr is not None and o.lr <= 0) or o.mixup < 0 or o.clip_grad < 0 or o.warmup_epochs < 0 \
+                or o.roll < 0:
             raise TrainingError("--lr must be positive; --mixup, --clip-grad, --warmup-epochs and "
                                 "--roll cannot be negative")
         if not 0 <= o.backbone_lr_scale:
@@ -373,9 +465,6 @@ class Trainer:
         cache = AudioCache(o.cache_dir, rate) if o.cache_dir else None
         augment = Augment(gain_db=(-7.0, 6.0) if o.gain else None, roll_samples=int(o.roll * rate))
         self.train_set = ClipDataset(split.train, split.labels, self.window, rate, o.seed, augment, cache)
-        # Validation decodes its clips exactly as `tagger eval` does: the float16 cache is close, but
-        # not close enough for the two to agree on the mAP of a small set.
-        val_set = ClipDataset(split.val, split.labels, self.window, rate)
         weights = sample_weights(self.train_set.targets) if o.weighted_sampling else None
         self.sampler = EpochSampler(len(self.train_set), o.seed, self.dist.rank, self.dist.world_size,
                                     weights)
@@ -384,11 +473,10 @@ class Trainer:
                                 "training clips each process gets")
         self.steps_per_epoch = self.sampler.per_rank // o.batch_size  # micro-batches (drop_last)
         self.updates_per_epoch = math.ceil(self.steps_per_epoch / o.accumulate)
-        self.val_indices = list(range(self.dist.rank, len(val_set), self.dist.world_size))
-        self.val_loader = DataLoader(val_set, batch_size=o.batch_size, sampler=self.val_indices,
-                                     num_workers=o.workers)
+        # Validation tags whole clips as `tagger eval` does (each rank a share of them).
+        self.val_indices = list(range(self.dist.rank, len(split.val), self.dist.world_size))
         self.train_loader = DataLoader(self.train_set, batch_size=o.batch_size, sampler=self.sampler,
-                                       num_workers=o.workers, drop_last=True,
+                                       num_workers=o.workers, drop_last=True, persistent_workers=o.workers > 0,
                                        generator=torch.Generator())
 
     # --- checkpoints ---
@@ -429,7 +517,7 @@ class Trainer:
             "world_size": self.dist.world_size, "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(), "rng": rng, "best_map": self.best_map,
             "history": self.history, "loss_sum": self.loss_sum, "loss_count": self.loss_count,
-            "swa": self.swa, "swa_count": self.swa_count,
+            "swa": self.swa, "swa_count": self.swa_count, "skipped": self.skipped,
         }
         atomic_save(contents, self.out / "last.pt")
 
@@ -453,6 +541,7 @@ class Trainer:
         self.loss_sum, self.loss_count = saved["loss_sum"], saved["loss_count"]
         self.swa = saved["swa"]
         self.swa_count = saved["swa_count"]
+        self.skipped = dict(saved.get("skipped", {}))
 
     # --- training ---
 
@@ -470,10 +559,11 @@ class Trainer:
         if self.dist.enabled:
             dist.all_reduce(bad)
         if bad.item():
+            last = self.out / "last.pt"
+            kept = f"; {last} holds the last good state" if last.is_file() else ""
             raise TrainingError(
                 f"the loss became NaN or infinite at epoch {self.epoch + 1}, step {self.step}: lower "
-                f"--lr, set --clip-grad or use --precision fp32; {self.out / 'last.pt'} holds the last "
-                "good state"
+                f"--lr, set --clip-grad or use --precision fp32{kept}"
             )
 
     def _update(self) -> float:
@@ -501,19 +591,21 @@ class Trainer:
         loader = iter(self.train_loader)
         while self.batch < self.steps_per_epoch:
             try:
-                waves, targets = next(loader)
-            except TaggerError as exc:  # a file that fails to decode, re-raised from a worker
+                waves, targets, indices, errors = next(loader)
+            except TaggerError as exc:  # re-raised from a worker: keep only the message
                 raise TaggerError(str(exc).strip().splitlines()[-1]) from None
+            waves, targets, weight = self._replace_bad(waves, targets, indices, errors)
             waves, targets = waves.to(self.device), targets.to(self.device)
             last_micro = (self.batch + 1) % o.accumulate == 0 or self.batch + 1 == self.steps_per_epoch
             sync = contextlib.nullcontext() if (self.ddp is None or last_micro) else self.ddp.no_sync()
             with sync:
                 loss = self._forward_loss(waves, targets)
                 self._check_finite(loss)
-                self.scaler.scale(loss / o.accumulate).backward()
+                self.scaler.scale(loss * (weight / o.accumulate)).backward()
             self.batch += 1
-            self.loss_sum += loss.item()
-            self.loss_count += 1
+            if weight:
+                self.loss_sum += loss.item()
+                self.loss_count += 1
             seen += len(waves) * self.dist.world_size
             if last_micro:
                 lr = self._update()
@@ -521,39 +613,74 @@ class Trainer:
                         and self.batch < self.steps_per_epoch:
                     self.save_last()
             sps = seen / max(1e-9, time.perf_counter() - started)
-            progress.update(task, completed=self.batch, loss=self.loss_sum / self.loss_count, lr=lr, sps=sps)
+            progress.update(task, completed=self.batch, loss=self.loss_sum / max(1, self.loss_count), lr=lr,
+                            sps=sps)
         progress.remove_task(task)
 
-    @torch.no_grad()
-    def predict(self, loader: DataLoader, indices: list[int]) -> tuple[np.ndarray, np.ndarray, float]:
-        """Probabilities and targets of the whole validation set (gathered over the ranks), mean loss.
+    def _replace_bad(self, waves: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor,
+                     errors: list[str]) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Note the clips of the batch that failed to decode and put good clips of the same batch in
+        their places (every process keeps its batch size, as DDP needs). Returns the batch and the
+        weight of its loss: 0 when no clip of it could be decoded."""
+        bad = [i for i, error in enumerate(errors) if error]
+        if not bad:
+            return waves, targets, 1.0
+        for i in bad:
+            self.skipped[self.train_set.examples[int(indices[i])].path] = errors[i]
+        good = [i for i, error in enumerate(errors) if not error]
+        if not good:
+            return waves, targets, 0.0
+        fill = torch.tensor([good[k % len(good)] for k in range(len(bad))])
+        waves[bad], targets[bad] = waves[fill], targets[fill]
+        return waves, targets, 1.0
 
-        Always in float32, whatever the training precision: validation scores the model as
-        `tagger file` and `tagger eval` run it, so the best checkpoint and the reported mAP are what
-        users get (bf16 autocast shifts the scores enough to change the mAP of a small set)."""
-        self.model.eval()
-        scores, targets, losses = [], [], []
-        for waves, target in loader:
-            waves, target = waves.to(self.device), target.to(self.device)
-            logits, _ = self.model(waves)
-            losses.append(loss_of(logits, target, self.split.multi_label).item() * len(waves))
-            scores.append(self.model.probabilities(logits).cpu().numpy())
-            targets.append(target.cpu().numpy())
-        width = len(self.split.labels)
-        local = (indices, np.concatenate(scores) if scores else np.zeros((0, width), np.float32),
-                 np.concatenate(targets) if targets else np.zeros((0, width), np.float32), sum(losses))
-        order, all_scores, all_targets, loss = [], [], [], 0.0
+    def _report_skipped(self) -> None:
+        """List the training clips left out so far (every process's), and stop the run when more
+        than --max-bad of the training clips are bad (unreadable headers included)."""
+        skipped: dict[str, str] = {}
+        for part in self._gather(self.skipped):
+            skipped.update(part)
+        self.skipped = skipped
+        if not skipped:
+            return
+        if self.dist.is_main:
+            self.console.print(f"skipped {len(skipped)} training clip(s) that failed to decode:",
+                               style="yellow")
+            for path, reason in sorted(skipped.items()):
+                self.console.print(f"  {path}: {reason}", markup=False, highlight=False)
+        bad = self.split.bad_train + [BadClip(path, reason) for path, reason in sorted(skipped.items())]
+        check_bad_share(bad, len(self.split.train) + len(self.split.bad_train), self.opts.max_bad,
+                        "training")
+
+    def predict(self) -> tuple[np.ndarray, np.ndarray, list[BadClip]]:
+        """Clip probabilities and targets of the validation set (gathered over the ranks), scored as
+        `tagger eval` scores them: whole clips, the model's context as window, half of it as hop,
+        maximum over windows, in float32 whatever the training precision. Clips that fail to decode
+        are left out and returned."""
+        backend = TorchBackend(self.model, device=str(self.device))
+        paths = [self.split.val[i].path for i in self.val_indices]
+        scores, scored, bad = score_clips(backend, paths, WindowSettings(), DEFAULT_BATCH_SIZE, "max")
+        local = ([self.val_indices[i] for i in scored], scores, bad)
+        order, all_scores, all_bad = [], [], []
         for part in self._gather(local):
             order += part[0]
             all_scores.append(part[1])
-            all_targets.append(part[2])
-            loss += part[3]
+            all_bad += part[2]
+        if not order:
+            raise DataError(f"none of the {len(self.split.val)} validation clips could be decoded "
+                            f"(e.g. {all_bad[0].path}: {all_bad[0].reason})")
         rank = np.argsort(order)
-        return np.concatenate(all_scores)[rank], np.concatenate(all_targets)[rank], loss / len(order)
+        targets = target_matrix([self.split.val[i] for i in order], self.split.labels)
+        return np.concatenate(all_scores)[rank], targets[rank], all_bad
 
     def validate(self) -> tuple[Metrics, float]:
-        scores, targets, loss = self.predict(self.val_loader, self.val_indices)
-        return evaluate_scores(targets, scores, single_label=not self.split.multi_label), loss
+        scores, targets, bad = self.predict()
+        if bad and self.dist.is_main:
+            self.console.print(f"[yellow]left {len(bad)} validation clip(s) out that failed to decode:[/]")
+            for clip in bad:
+                self.console.print(f"  {clip.path}: {clip.reason}", markup=False, highlight=False)
+        return evaluate_scores(targets, scores, single_label=not self.split.multi_label), \
+            validation_loss(scores, targets, self.split.multi_label)
 
     def _swa_update(self) -> None:
         if self.opts.swa_start is None or self.epoch + 1 < self.opts.swa_start:
@@ -581,6 +708,7 @@ class Trainer:
             while self.epoch < o.epochs:
                 started = time.perf_counter()
                 self.train_epoch(progress)
+                self._report_skipped()
                 metrics, val_loss = self.validate()
                 self._swa_update()
                 row = {"epoch": self.epoch + 1, "step": self.step,
@@ -623,16 +751,25 @@ class Trainer:
         o, c = self.opts, self.model.config
         task = "multi-label (sigmoid + BCE)" if self.split.multi_label else "single-label (softmax + CE)"
         where = f"{self.device}" + (f" x {self.dist.world_size} processes" if self.dist.enabled else "")
-        self.console.print(
+        start = "from scratch (random weights)" if o.from_scratch else f"fine-tuning {o.init}"
+        bad = len(self.split.bad_train) + len(self.split.bad_val)
+        lines = [
             f"{len(self.split.train)} training / {len(self.split.val)} validation clips, "
-            f"{len(self.split.labels)} labels, {task}\n"
-            f"model {c.embed_dim}/{c.depth}/{c.num_heads} ({sum(p.numel() for p in self.model.parameters()):,} "
-            f"parameters{', from ' + o.init if o.init else ''}), window {self.window / self.model.sample_rate:g} s, "
-            f"patchout t={c.s_patchout_t} f={c.s_patchout_f} u={c.u_patchout}\n"
+            f"{len(self.split.labels)} labels, {task}",
+            f"{start}: model {c.embed_dim}/{c.depth}/{c.num_heads} "
+            f"({sum(p.numel() for p in self.model.parameters()):,} parameters, context "
+            f"{self.model.context_seconds:g} s), window {self.window / self.model.sample_rate:g} s, "
+            f"patchout t={c.s_patchout_t} f={c.s_patchout_f} u={c.u_patchout}",
             f"{where}, {self.precision}, batch {o.batch_size} x {o.accumulate} accumulated, "
-            f"{self.updates_per_epoch} updates per epoch"
-            + (f"; resuming at epoch {self.epoch + 1}, batch {self.batch}" if self.step else "")
-        )
+            f"{self.updates_per_epoch} updates per epoch, {o.epochs} epochs, lr {o.lr:g}"
+            + (f"; resuming at epoch {self.epoch + 1}, batch {self.batch}" if self.step else ""),
+        ]
+        if self.chosen:
+            lines.append(f"chosen for this data: {self.chosen} (set them with --window, --epochs, --lr)")
+        self.console.print("\n".join(lines), markup=False, highlight=False)
+        for clip in self.split.bad_train + self.split.bad_val if bad and self.dist.is_main else []:
+            self.console.print(f"left out {clip.path}: {clip.reason}", style="yellow", markup=False,
+                               highlight=False)
 
     def _epoch_table(self, row: dict[str, Any], improved: bool) -> None:
         table = Table(title=f"epoch {row['epoch']}/{self.opts.epochs}", title_justify="left")

@@ -89,14 +89,27 @@ def test_dataset_crops_pads_and_augments_deterministically(tmp_path):
     (tmp_path / "m.csv").write_text("path,labels\nlong.wav,a\nshort.wav,b\n")
     examples = read_examples(tmp_path / "m.csv")
     data = ClipDataset(examples, ["a", "b"], window=rate // 2, sample_rate=rate, seed=0)
-    wave, target = data[1]
-    assert wave.shape == (rate // 2,) and target.tolist() == [0.0, 1.0]
-    assert np.all(wave[rate // 4:].numpy() == 0)  # padded at the end
-    centre = data[0][0].numpy()
+    wave, target, index, error = data[(1, 0)]
+    assert wave.shape == (rate // 2,) and target.tolist() == [0.0, 1.0] and (index, error) == (1, "")
+    assert np.all(wave[: rate // 4].numpy() == 0.25) and np.all(wave[rate // 4:].numpy() == 0)  # padded
+    crop = data[(0, 3)][0].numpy()
     audio = load_audio(tmp_path / "long.wav", rate)
-    assert np.array_equal(centre, audio[rate // 4: rate // 4 + rate // 2])
+    starts = [s for s in range(rate // 2 + 1) if np.array_equal(crop, audio[s:s + rate // 2])]
+    assert len(starts) == 1  # a crop of the clip, without augmentation here
     assert np.array_equal(data[(0, 7)][0], data[(0, 7)][0])
     assert not np.array_equal(data[(0, 7)][0], data[(0, 8)][0])
+
+
+def test_a_clip_that_fails_to_decode_comes_back_as_silence_with_its_error(tmp_path):
+    rate = 32000
+    samples = np.zeros(rate, np.float32)
+    samples[10] = np.inf
+    sf.write(tmp_path / "inf.wav", samples, rate, subtype="FLOAT")
+    (tmp_path / "m.csv").write_text("path,labels\ninf.wav,a\n")
+    data = ClipDataset(read_examples(tmp_path / "m.csv"), ["a", "b"], window=rate // 2, sample_rate=rate)
+    wave, target, index, error = data[(0, 0)]
+    assert not wave.any() and target.tolist() == [1.0, 0.0] and index == 0
+    assert error == "cannot decode audio (holds NaN or infinite samples)"
 
 
 def test_cache_stores_float16_and_is_keyed_by_file_state(tmp_path):

@@ -22,7 +22,7 @@ from audio_classes import CLASSES, write_folders
 from tagger.checkpoint import load_checkpoint, read_file
 from tagger.model import AudioTagger, PaSSTConfig
 from tagger.frontend import FrontendConfig
-from tagger.train import Split, TrainOptions, initial_model, learning_rate
+from tagger.train import Split, TrainOptions, default_window, initial_model, learning_rate
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "passt_reference" / "tiny.pt"
 TINY = ["--embed-dim", "64", "--depth", "2", "--num-heads", "2", "--context", "1", "--batch-size", "4",
@@ -179,9 +179,9 @@ def test_the_head_is_kept_when_the_labels_match():
     config = PaSSTConfig(embed_dim=64, depth=1, num_heads=1, time_patches=9, num_classes=3)
     base = AudioTagger(config, FrontendConfig(), ["a", "b", "c"])
     head = base.passt.head[1].weight.clone()
-    split = Split(["a", "b", "c"], True, [], [])
+    split = Split(["a", "b", "c"], True, [], [], [], [], [])
     assert torch.equal(initial_model(TrainOptions(data="x"), split, base).passt.head[1].weight, head)
-    other = initial_model(TrainOptions(data="x"), Split(["a", "b"], False, [], []), base)
+    other = initial_model(TrainOptions(data="x"), Split(["a", "b"], False, [], [], [], [], []), base)
     assert other.passt.head[1].weight.shape == (2, 64) and other.labels == ["a", "b"]
     assert not other.multi_label
 
@@ -214,3 +214,75 @@ def test_an_existing_run_is_not_overwritten(trained, dataset):
     result = tagger("train", dataset / "train", "--out", trained, *TINY)
     assert result.returncode == 1
     assert "already holds a run" in result.stderr
+
+
+def test_resume_extends_a_finished_run(dataset, tmp_path):
+    out = tmp_path / "extended"
+    first = tagger("train", dataset / "train", "--val", dataset / "val", "--out", out, "--epochs", 2, *TINY)
+    assert first.returncode == 0, first.stderr
+    shorter = tagger("train", "--resume", "--out", out, "--epochs", 1, "--no-progress")
+    assert shorter.returncode == 1 and "already trained 2 epochs" in shorter.stderr
+    result = tagger("train", "--resume", "--out", out, "--epochs", 4, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    rows = history(out)
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    assert [r["step"] for r in rows] == [11, 22, 33, 44]  # 45 clips, batch 4
+    state = read_file(out / "last.pt")["training_state"]
+    assert state["epoch"] == 4 and state["options"]["epochs"] == 4
+    # The schedule was recomputed for 4 epochs: epoch 3 ran at a higher rate than the end of epoch 2.
+    assert rows[2]["lr"] > rows[1]["lr"]
+
+
+def _bad_files(root: Path) -> tuple[Path, Path]:
+    import numpy as np
+    import soundfile as sf
+
+    corrupt = root / "tone" / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" + bytes(range(256)) * 4)
+    nan = root / "noise" / "nan.wav"
+    samples = np.zeros(16000, dtype=np.float32)
+    samples[100] = np.nan
+    sf.write(nan, samples, 16000, subtype="FLOAT")
+    return corrupt, nan
+
+
+def test_corrupt_and_nan_files_are_skipped_and_named(dataset, tmp_path):
+    import shutil
+
+    train, val = tmp_path / "train", tmp_path / "val"
+    shutil.copytree(dataset / "train", train)
+    shutil.copytree(dataset / "val", val)
+    corrupt, nan = _bad_files(train)
+    _, nan_val = _bad_files(val)
+    # 45 good clips + the NaN one, batch 2 without weighted sampling: every clip is drawn each epoch.
+    args = ["train", train, "--val", val, *TINY, "--epochs", 2, "--batch-size", 2, "--no-weighted-sampling",
+            "--workers", 2]
+    result = tagger(*args, "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    err = " ".join(result.stderr.split())
+    assert f"left out {corrupt}: cannot decode audio" in err
+    assert f"{nan}: cannot decode audio (holds NaN or infinite samples)" in err
+    assert "skipped 1 training clip(s) that failed to decode" in err
+    assert f"{nan_val}: cannot decode audio (holds NaN or infinite samples)" in err
+    assert "Traceback" not in result.stderr and "AudioDecodeError" not in result.stderr
+    assert [r["epoch"] for r in history(tmp_path / "run")] == [1, 2]
+    assert all(r["mAP"] == r["mAP"] for r in history(tmp_path / "run"))  # not NaN
+
+    strict = tagger(*args, "--max-bad", 0.02, "--out", tmp_path / "strict")
+    assert strict.returncode == 1
+    lines = strict.stderr.strip().splitlines()
+    assert "cannot be used (more than --max-bad 0.02)" in lines[-1] and len(lines[-1]) < 400
+    assert "Traceback" not in strict.stderr
+
+
+def test_init_and_size_options_exclude_each_other(dataset, tmp_path):
+    result = tagger("train", dataset / "train", "--init", "offline-50", "--depth", 2, "--out", tmp_path / "x")
+    assert result.returncode == 2
+    assert "--init and --depth exclude each other" in result.stderr
+
+
+def test_the_default_window_holds_most_clips_whole():
+    assert default_window([0.8, 1.0, 1.2, 1.55], context=10.0) == pytest.approx(1.6)
+    assert default_window([1.0] * 9 + [60.0], context=10.05) == pytest.approx(1.0)
+    assert default_window([30.0, 40.0], context=10.05) == pytest.approx(10.05)
+    assert default_window([0.01], context=10.0) == pytest.approx(0.1)
