@@ -70,16 +70,15 @@ class MelFrontend(nn.Module):
         self.config = config or FrontendConfig()
         c = self.config
         self.register_buffer(
-            "preemphasis_kernel", torch.tensor([[[-PREEMPHASIS, 1.0]]]), persistent=False
-        )
-        self.register_buffer(
             "window", torch.hann_window(c.win_length, periodic=False), persistent=False
         )
         self.register_buffer("mel_basis", mel_filterbank(c, c.fmin, c.eval_fmax), persistent=False)
 
     def power_spectrogram(self, waveform: torch.Tensor) -> torch.Tensor:
         c = self.config
-        x = nn.functional.conv1d(waveform.unsqueeze(1), self.preemphasis_kernel).squeeze(1)
+        # Pre-emphasis y[t] = x[t + 1] - 0.97 x[t] (PaSST's 2-tap conv, one sample shorter) as a
+        # slice: the 1-channel conv1d took 8x longer on CPUs.
+        x = waveform[..., 1:] - PREEMPHASIS * waveform[..., :-1]
         spec = torch.stft(
             x, c.n_fft, hop_length=c.hop_length, win_length=c.win_length, window=self.window,
             center=True, pad_mode="reflect", normalized=False, onesided=True, return_complex=True,
