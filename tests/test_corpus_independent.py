@@ -110,7 +110,7 @@ def test_the_set_is_extracted_labelled_and_readable_as_a_manifest(tmp_path: Path
     for number, (package, inner, _) in enumerate(independent.FILES):
         (trees / package / inner).parent.mkdir(parents=True, exist_ok=True)
         (trees / package / inner).write_bytes(_wav_bytes(tmp_path, 1000 + number))
-    monkeypatch.setattr(independent, "fetch_packages", lambda cache, packages: trees)
+    monkeypatch.setattr(independent, "fetch_packages", lambda cache, packages, evaluation_only: trees)
 
     out = tmp_path / "set"
     count = independent.build_independent_set(out, tmp_path / "cache")

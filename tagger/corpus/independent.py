@@ -126,7 +126,7 @@ CHECK_PACKAGES = ("gcompris-qt-data", *sorted({package for package, _, _ in FILE
 
 def build_independent_set(out: Path, cache: Path) -> int:
     """Extract the hand-labelled files into ``out`` and write ``out/independent.csv``; returns the count."""
-    trees = fetch_packages(cache, CHECK_PACKAGES)
+    trees = fetch_packages(cache, CHECK_PACKAGES, evaluation_only=True)
     rows: list[tuple[str, str, str, str]] = []  # path, labels, package, file in the package
 
     def save(relative: Path, data: bytes, labels: tuple[str, ...], package: str, origin: str) -> None:

@@ -7,6 +7,7 @@ Nothing is installed: each ``.deb`` is downloaded into ``CACHE/debs`` and unpack
 
 from __future__ import annotations
 
+import fnmatch
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from tagger.errors import TaggerError
 
-# Every package whose files end up in the corpus (the sources listed in shared/notes/offline-corpus.md).
+# Every package whose files end up in the corpus (any Debian package but the reserved ones below).
 PACKAGES: tuple[str, ...] = (
     "asterisk-core-sounds-en-wav", "asterisk-core-sounds-es-wav", "asterisk-core-sounds-ru-wav",
     "hedgewars-data", "btanks-data", "ufoai-sound", "scorched3d-data", "openarena-data",
@@ -27,6 +28,36 @@ TOOLS: dict[str, str] = {"fluidsynth": "fluidsynth", "espeak-ng": "espeak-ng"}  
 
 class CorpusError(TaggerError):
     """The corpus cannot be built (missing tool, failed download, bad folder)."""
+
+
+# Packages reserved for blind evaluation (shared/notes/offline-corpus.md, decided 2026-12-02): never a
+# training source. Patterns (fnmatch) cover renames, forks, mods and sibling packages of each one; they
+# are wider than the list where its wording is ("every wesnoth data package", "every festival or
+# festvox voice of the CMU ARCTIC speakers": all festvox voices are left out). The project's own
+# independent check reads some of these packages, for evaluation only (`fetch_packages(...,
+# evaluation_only=True)`).
+RESERVED_FOR_BLIND_EVALUATION: tuple[str, ...] = (
+    "timgm6mb-soundfont", "freepats", "timidity", "timidity-*", "avldrums.lv2*",
+    "gcompris*", "klettres*", "ktuberling*", "tuxpaint*", "openttd-opensfx", "openttd-*sfx*",
+    "minetest*", "luanti*", "mineclone*", "voxelibre*", "freeciv*", "freedoom", "7kaa*", "simutrans*",
+    "frozen-bubble*", "oxygen-sounds", "gnome-audio", "deepin-sound-theme", "sound-icons",
+    "wesnoth*", "flite*", "libflite*", "festvox-*", "widelands*", "warmux*", "csoundqt-examples",
+    "supertuxkart*", "alsa-utils",
+)
+
+
+def reserved_pattern(package: str) -> str | None:
+    """The reservation pattern a package matches, or None when it may be a training source."""
+    return next((p for p in RESERVED_FOR_BLIND_EVALUATION if fnmatch.fnmatchcase(package, p)), None)
+
+
+def check_training_sources(packages: tuple[str, ...] | list[str]) -> None:
+    """Refuse, before anything is downloaded, a training source reserved for blind evaluation."""
+    reserved = [(package, pattern) for package in packages if (pattern := reserved_pattern(package))]
+    if reserved:
+        package, pattern = reserved[0]
+        raise CorpusError(f"{package} is reserved for blind evaluation ({pattern}) and may never be a "
+                          "training source")
 
 
 def check_tools() -> None:
@@ -42,8 +73,13 @@ def _deb_of(debs: Path, package: str) -> Path | None:
 
 
 def fetch_packages(cache: Path, packages: tuple[str, ...] = PACKAGES,
-                   report: Callable[[str], None] = lambda message: None) -> Path:
-    """Download (once) and unpack (once) every package; returns the folder of unpacked trees."""
+                   report: Callable[[str], None] = lambda message: None,
+                   evaluation_only: bool = False) -> Path:
+    """Download (once) and unpack (once) every package; returns the folder of unpacked trees.
+
+    Training sources (the default) reserved for blind evaluation are refused before any download."""
+    if not evaluation_only:
+        check_training_sources(packages)
     debs, trees = cache / "debs", cache / "pkgs"
     debs.mkdir(parents=True, exist_ok=True)
     trees.mkdir(parents=True, exist_ok=True)
