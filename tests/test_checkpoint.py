@@ -1,12 +1,14 @@
 """Model files: official checkpoints and the project's own self-describing files."""
 
 import os
+import stat
 from collections import OrderedDict
 from pathlib import Path
 
 import pytest
 import torch
 
+from tagger.atomic import atomic_write
 from tagger.checkpoint import atomic_save, load_checkpoint, read_file, save_model
 from tagger.errors import ModelLoadError
 from tagger.labels import audioset_labels
@@ -136,3 +138,17 @@ def test_load_model_by_registry_name_uses_the_cache(official_527_path, tmp_path,
     model = load_model("passt-s-kd", show_progress=False)
     assert model.name == "passt-s-kd" and model.config.stride == remote.stride
     assert len(model.labels) == 527
+
+
+@pytest.mark.parametrize("umask, expected", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_writes_honour_the_umask_like_open(tmp_path, umask, expected):
+    previous = os.umask(umask)
+    try:
+        with atomic_write(tmp_path / "model.pt") as handle:
+            handle.write(b"weights")
+        with open(tmp_path / "plain.bin", "wb") as handle:
+            handle.write(b"weights")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "model.pt").stat().st_mode) == expected
+    assert stat.S_IMODE((tmp_path / "plain.bin").stat().st_mode) == expected
