@@ -70,6 +70,7 @@ class AudioQueue:
         self.overflow = 0.0
         self.missing = 0.0
         self.gaps = 0.0
+        self.invalid = 0.0  # seconds of frames that held NaN or infinity (replaced by silence)
         self.flags = 0
         self.late = 0.0  # current shortfall against the clock, seconds
         self.ended = False
@@ -103,10 +104,15 @@ class AudioQueue:
             self.flags += 1
 
     def write(self, frames: np.ndarray) -> None:
-        """Called from the capture thread: copy frames in (never blocks on the reader)."""
+        """Called from the capture thread: copy frames in (never blocks on the reader). Frames that
+        hold NaN or infinity become silence and count as lost audio."""
         now = self._clock()
         n = len(frames)
+        finite = np.isfinite(frames).all(axis=1)
+        if not finite.all():
+            frames = np.where(finite[:, None], frames, np.float32(0.0))
         with self._lock:
+            self.invalid += int(n - finite.sum()) / self.rate
             self._account(n, now)
             capacity = len(self._ring)
             kept = frames[-capacity:]
@@ -165,8 +171,8 @@ class AudioQueue:
 
     @property
     def lost(self) -> float:
-        """Seconds of audio lost so far (overflow + missing + gaps)."""
-        return self.overflow + self.missing + self.gaps
+        """Seconds of audio lost so far (overflow + missing + gaps + non-finite frames)."""
+        return self.overflow + self.missing + self.gaps + self.invalid
 
 
 class Source(Protocol):

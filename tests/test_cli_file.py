@@ -210,3 +210,23 @@ def test_offline_registry_model_gives_one_line_error(scene_wav, tmp_path, monkey
     assert_one_line_errors(result.stderr)
     assert "cannot download passt-s-swa" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_non_finite_audio_is_an_error_and_the_output_stays_strict(small_model_path, scene_wav, tmp_path, fmt):
+    bad = tmp_path / "nan.wav"
+    samples = np.zeros(SAMPLE_RATE, np.float32)
+    samples[123] = np.nan
+    sf.write(bad, samples, SAMPLE_RATE, subtype="FLOAT")
+    result = tagger("file", str(bad), str(scene_wav), "-m", str(small_model_path), "-f", fmt, "--no-progress")
+    assert result.returncode == 1
+    assert_one_line_errors(result.stderr)
+    assert f"{bad}: cannot decode audio (holds NaN or infinite samples)" in result.stderr
+    if fmt == "json":
+        document = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+        assert [f["path"] for f in document["files"]] == [str(scene_wav)]
+        assert [e["path"] for e in document["errors"]] == [str(bad)]
+    else:
+        rows = list(csv.reader(io.StringIO(result.stdout)))
+        assert len(rows) > 1 and all(row[0] == str(scene_wav) for row in rows[1:])
+        assert not any(cell.lower() in ("nan", "inf", "-inf") for row in rows for cell in row)

@@ -101,6 +101,17 @@ def test_queue_keeps_order_and_counts_overflow_as_a_gap():
     assert queue.read(0) is None
 
 
+def test_non_finite_frames_become_silence_and_count_as_lost_audio():
+    queue = AudioQueue(rate=10, channels=2, capacity_seconds=2.0, clock=Clock())
+    block = np.ones((8, 2), np.float32)
+    block[2, 0], block[5, 1], block[6] = np.nan, np.inf, -np.inf
+    queue.write(block)
+    frames = queue.read(0).frames
+    assert np.isfinite(frames).all()
+    assert frames[[2, 5, 6]].tolist() == [[0.0, 0.0]] * 3 and frames[[0, 1, 3, 4, 7]].min() == 1.0
+    assert queue.invalid == pytest.approx(0.3) and queue.lost == pytest.approx(0.3)
+
+
 def test_queue_compares_frames_with_the_clock():
     clock = Clock()
     queue = AudioQueue(rate=100, channels=1, capacity_seconds=30, tolerance=0.25, settle=1.0, clock=clock)
