@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -91,17 +92,49 @@ def expand_paths(paths: list[Path]) -> Iterator[tuple[str, str | None]]:
             yield str(path), f"{path}: no such file or directory"
 
 
+class _Discard(Exception):
+    """Leave the output's old file as it was: the command was interrupted before finishing anything."""
+
+
 @contextmanager
-def open_output(output: Optional[Path]) -> Iterator[IO[str]]:
+def open_output(output: Optional[Path], finished: Callable[[], bool] = lambda: True) -> Iterator[IO[str]]:
+    """stdout, or a temporary file beside ``output`` that replaces it when the block ends, so an old
+    file stays whole until then. On Ctrl-C or SIGTERM the command closes its output first: what it
+    finished replaces the old file, or, when ``finished()`` says nothing was, the old file stays."""
     if output is None:
         yield sys.stdout
         return
+    if output.exists() and not output.is_file():  # a device, FIFO or terminal: write to it as it is
+        try:
+            handle = open(output, "w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise TaggerError(f"{output}: cannot write ({exc.strerror})") from None
+        try:
+            with handle:
+                yield handle
+        except OSError as exc:
+            raise TaggerError(f"{output}: cannot write ({exc.strerror or exc})") from None
+        return
+    from .atomic import atomic_write
+
+    interrupted: KeyboardInterrupt | None = None
     try:
-        handle = open(output, "w", encoding="utf-8", newline="")
+        with atomic_write(output, "w", newline="") as handle:
+            try:
+                yield handle
+            except KeyboardInterrupt as exc:
+                interrupted = exc
+                if not finished():
+                    raise _Discard() from None
+    except _Discard:
+        error_line(f"interrupted before any result: {output} left as it was")
     except OSError as exc:
-        raise TaggerError(f"{output}: cannot write ({exc.strerror})") from None
-    with handle:
-        yield handle
+        raise TaggerError(f"{output}: cannot write ({exc.strerror or exc})") from None
+    else:
+        if interrupted is not None:
+            error_line(f"interrupted: {output} holds the results finished so far")
+    if interrupted is not None:
+        raise interrupted
 
 
 def make_progress(enabled: bool) -> Progress:
@@ -195,25 +228,29 @@ def tag_files(targets: list[tuple[str, str | None]], backend: "Backend", setting
     rate = backend.sample_rate
     run = RunInfo(model=backend.name, labels=backend.labels, sample_rate=rate, window=window / rate,
                   hop=hop / rate, pooling=pooling)
-    failures = 0
-    with open_output(output) as stream, make_progress(show_progress) as bar:
+    failures, done = 0, 0
+    with open_output(output, finished=lambda: done > 0) as stream, make_progress(show_progress) as bar:
         total = sum(_known_duration(path) for path, problem in targets if not problem) if show_progress else 0
         task = bar.add_task("tagging", total=total or None)
         sink = make_sink(output_format, stream, run, top)
-        for path, problem in targets:
-            bar.update(task, description=Path(path).name)
-            try:
-                if problem:
-                    raise TaggerError(problem)
-                result = tag_file(path, backend, settings, batch_size, pooling,
-                                  on_samples=lambda n: bar.advance(task, n / rate))
-            except TaggerError as exc:
-                failures += 1
-                error_line(str(exc))
-                sink.add_error(path, str(exc))
-                continue
-            sink.add(result)
-        sink.close()
+        try:
+            for path, problem in targets:
+                bar.update(task, description=Path(path).name)
+                try:
+                    if problem:
+                        raise TaggerError(problem)
+                    result = tag_file(path, backend, settings, batch_size, pooling,
+                                      on_samples=lambda n: bar.advance(task, n / rate))
+                except TaggerError as exc:
+                    failures += 1
+                    error_line(str(exc))
+                    sink.add_error(path, str(exc))
+                    done += 1
+                    continue
+                sink.add(result)
+                done += 1
+        finally:  # also on Ctrl-C or SIGTERM: a complete document of the files finished so far
+            sink.close()
     return failures
 
 
@@ -562,25 +599,42 @@ def corpus_command(
                  f"from {summary['sources']} sources in {timings['total_s'] / 60:.1f} min")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every file being written is finished or cleaned up."""
+
+
+_terminated = []  # holds a signal number once SIGTERM arrived
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    _terminated.append(signum)
+    raise Terminated()
+
+
+def _interrupted() -> None:
+    """One line and the shell's exit status for a signal: 130 for Ctrl-C, 143 for SIGTERM."""
+    error_line("terminated" if _terminated else "interrupted")
+    sys.exit(128 + (signal.SIGTERM if _terminated else signal.SIGINT))
+
+
 def main() -> None:
     """Console entry point: user errors are one line on stderr, never a traceback."""
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False)  # Typer turns Ctrl-C into exit code 130
     except TyperException as exc:  # usage errors (bad option or value), exit code 2
         error_line(f"{exc.format_message()} (see tagger --help)")
         sys.exit(getattr(exc, "exit_code", 2))
-    except typer.Abort:
-        error_line("interrupted")
-        sys.exit(130)
+    except (typer.Abort, KeyboardInterrupt):
+        _interrupted()
     except TaggerError as exc:
         error_line(str(exc))
         sys.exit(1)
-    except KeyboardInterrupt:
-        error_line("interrupted")
-        sys.exit(130)
     except Exception as exc:  # last resort: keep the promise of no tracebacks
         if os.environ.get("TAGGER_DEBUG"):
             raise
         error_line(f"unexpected {type(exc).__name__}: {exc} (set TAGGER_DEBUG=1 for details)")
         sys.exit(1)
+    if code == 128 + signal.SIGINT:
+        _interrupted()
     sys.exit(code or 0)

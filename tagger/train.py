@@ -35,7 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from . import __version__
-from .atomic import atomic_write
+from .atomic import atomic_write, remove_stale_temporaries
 from .checkpoint import atomic_save, load_checkpoint, model_file_contents, read_file
 from .data import (Augment, AudioCache, BadClip, ClipDataset, DataError, EpochSampler, Example,
                    ManifestFormat, check_labels, probe_clips, read_examples, read_labels_file,
@@ -331,13 +331,6 @@ def validation_loss(scores: np.ndarray, targets: np.ndarray, multi_label: bool) 
     if multi_label:
         return float(-(targets * np.log(p) + (1.0 - targets) * np.log1p(-p)).mean())
     return float(-(targets * np.log(p)).sum(axis=1).mean())
-
-
-def remove_stale_temporaries(out: Path) -> None:
-    """Delete the temporary files of writes that a killed run never renamed into place."""
-    for name in (*MODEL_FILES, LOG_FILE):
-        for stale in out.glob(f".{name}.*.tmp"):
-            stale.unlink(missing_ok=True)
 
 
 # --- the run ---------------------------------------------------------------------------------------
@@ -697,7 +690,8 @@ class Trainer:
         o = self.opts
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            remove_stale_temporaries(self.out)
+            for name in (*MODEL_FILES, LOG_FILE):  # what a killed run never renamed into place
+                remove_stale_temporaries(self.out / name)
             self._write_log()  # the history as of the checkpoint (drops epochs logged after it)
             self._announce()
         show = o.progress and self.dist.is_main and self.console.is_terminal

@@ -2,6 +2,8 @@
 
 import os
 import stat
+import subprocess
+import sys
 from collections import OrderedDict
 from pathlib import Path
 
@@ -152,3 +154,17 @@ def test_atomic_writes_honour_the_umask_like_open(tmp_path, umask, expected):
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "model.pt").stat().st_mode) == expected
     assert stat.S_IMODE((tmp_path / "plain.bin").stat().st_mode) == expected
+
+
+def test_atomic_write_removes_the_temporaries_of_killed_writers_only(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".x.onnx.{dead.pid}.0a1b2c3d.tmp"
+    live = tmp_path / f".x.onnx.{os.getpid()}.0a1b2c3d.tmp"  # another write in progress
+    other = tmp_path / f".y.onnx.{dead.pid}.0a1b2c3d.tmp"
+    for path in (stale, live, other):
+        path.write_bytes(b"partial")
+    with atomic_write(tmp_path / "x.onnx") as handle:
+        handle.write(b"model")
+    assert not stale.exists() and live.exists() and other.exists()
+    assert (tmp_path / "x.onnx").read_bytes() == b"model"

@@ -230,3 +230,49 @@ def test_non_finite_audio_is_an_error_and_the_output_stays_strict(small_model_pa
         rows = list(csv.reader(io.StringIO(result.stdout)))
         assert len(rows) > 1 and all(row[0] == str(scene_wav) for row in rows[1:])
         assert not any(cell.lower() in ("nan", "inf", "-inf") for row in rows for cell in row)
+
+
+def _interrupt_when(process: subprocess.Popen, ready, sig: int) -> None:
+    import time
+
+    deadline = time.monotonic() + 120
+    while not ready() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    process.send_signal(sig)
+    process.wait(timeout=120)
+
+
+@pytest.mark.parametrize("sig, code, said", [(15, 143, "terminated"), (2, 130, "interrupted")])
+def test_an_interrupted_output_file_keeps_the_finished_results(small_model_path, tmp_path, sig, code, said):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(40):
+        sf.write(folder / f"{i:02d}.wav", scene(8.0), SAMPLE_RATE)
+    out = tmp_path / "out.jsonl"
+    out.write_text("the old results\n")
+    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "tagger", "file", str(folder), "-m", str(small_model_path),
+                                "-f", "jsonl", "-o", str(out), "--window", "1", "--hop", "0.5", "--no-progress"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def one_result_written() -> bool:
+        return any(p.read_text().count("\n") >= 1 for p in tmp_path.glob(".out.jsonl.*.tmp"))
+
+    _interrupt_when(process, one_result_written, sig)
+    stderr = process.stderr.read()
+    assert process.returncode == code, stderr
+    lines = out.read_text().splitlines()
+    assert 1 <= len(lines) < 40
+    assert all(json.loads(line)["path"].startswith(str(folder)) for line in lines)
+    assert not list(tmp_path.glob(".out.jsonl.*"))
+    assert f"error: interrupted: {out} holds the results finished so far" in stderr
+    assert stderr.strip().splitlines()[-1] == f"error: {said}" and "Traceback" not in stderr
+
+
+def test_output_to_a_device_is_written_in_place(small_model_path, scene_wav):
+    result = tagger("file", str(scene_wav), "-m", str(small_model_path), "-f", "json", "-o", "/dev/full",
+                    "--no-progress")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: /dev/full: cannot write (No space left on device)"
+    assert Path("/dev/full").is_char_device()
