@@ -250,3 +250,25 @@ def test_cli_export_errors_are_one_line(small_model_path, tmp_path, args, code, 
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_sigterm_during_export_leaves_no_partial_file(tmp_path):
+    """SIGTERM while the exported graph is being verified (its file still a temporary): exit 143, no
+    model and no hidden temporary left behind."""
+    import signal
+    import time
+
+    log = tmp_path / "log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(log, "w") as handle:
+        process = subprocess.Popen([sys.executable, "-m", "tagger", "export", "offline-50", "-o", "x.onnx"],
+                                   stdout=handle, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+        deadline = time.monotonic() + 300
+        while "verification:" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert process.poll() is None, log.read_text()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+    assert process.returncode == 143, log.read_text()
+    assert log.read_text().strip().splitlines()[-1] == "error: terminated"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log"]
