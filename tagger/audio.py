@@ -6,8 +6,10 @@ decode audio without installing torch.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,13 +83,21 @@ def _error_reason(exc: Exception) -> str:
 
 def _check_path(path: PathLike) -> None:
     """Reject paths libsndfile would only describe vaguely."""
-    if not os.path.exists(path):
-        raise _decode_error(path, "no such file")
-    if os.path.isdir(path):
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _decode_error(path, "symbolic link loop") from None
+        if os.path.islink(path):
+            raise _decode_error(path, "broken symbolic link") from None
+        raise _decode_error(path, "no such file" if exc.errno == errno.ENOENT else exc.strerror) from None
+    if stat.S_ISDIR(info.st_mode):
         raise _decode_error(path, "is a directory")
+    if not stat.S_ISREG(info.st_mode):
+        raise _decode_error(path, "not a regular file: a pipe, socket or device")
     if not os.access(path, os.R_OK):
         raise _decode_error(path, "permission denied")
-    if os.path.getsize(path) == 0:
+    if info.st_size == 0:
         raise _decode_error(path, "empty file")
 
 

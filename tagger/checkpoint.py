@@ -42,15 +42,22 @@ def read_file(path: str | os.PathLike) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
         raise ModelLoadError(
-            f"{path}: refused to load: the file holds more than plain tensors ({first_line})"
+            f"{path}: refused to load: not a plain file of tensors ({_unpickler_reason(exc)})"
         ) from None
     except Exception as exc:  # torch raises RuntimeError, EOFError, zipfile errors...
         raise ModelLoadError(f"{path}: not a readable PyTorch model file ({_one_line(exc)})") from None
     if not isinstance(obj, dict):
         raise ModelLoadError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
     return obj
+
+
+def _unpickler_reason(exc: BaseException) -> str:
+    """What PyTorch's safe unpickler objected to, without its advice to load the file unsafely."""
+    text = str(exc)
+    detail = text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text else ""
+    lines = [line.strip() for line in detail.splitlines() if line.strip()]
+    return lines[0] if lines else "unsafe or unreadable content"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -86,7 +86,7 @@ def expand_paths(paths: list[Path]) -> Iterator[tuple[str, str | None]]:
                 yield str(path), f"{path}: no audio files in this directory"
             for child in found:
                 yield str(child), None
-        elif path.exists():
+        elif path.exists() or path.is_symlink():  # a broken or looping link: the decoder says which
             yield str(path), None
         else:
             yield str(path), f"{path}: no such file or directory"
@@ -171,9 +171,6 @@ def file_command(
                                   help="Show progress bars (tagging: only on a terminal; model download) on stderr."),
 ) -> None:
     """Tag audio files (wav, flac, ogg, mp3, ...; any rate, channels and length)."""
-    for value, option in ((window, "--window"), (hop, "--hop")):
-        if value is not None and value <= 0:
-            raise fail(f"{option} must be longer than 0 s", code=2)
     from .tagging import WindowSettings
 
     settings = WindowSettings(window, hop)
@@ -466,9 +463,6 @@ def eval_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr (only on a terminal)."),
 ) -> None:
     """Score a model on labelled audio: overall and per-class average precision."""
-    for value, option in ((window, "--window"), (hop, "--hop")):
-        if value is not None and value <= 0:
-            raise fail(f"{option} must be longer than 0 s", code=2)
     from .data import ManifestFormat
     from .evaluate import evaluate_dataset, print_report, write_report
     from .tagging import WindowSettings
@@ -623,7 +617,8 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)  # Typer turns Ctrl-C into exit code 130
     except TyperException as exc:  # usage errors (bad option or value), exit code 2
-        error_line(f"{exc.format_message()} (see tagger --help)")
+        if exc.format_message():  # (no message: `tagger` alone, which printed the help)
+            error_line(f"{exc.format_message()} (see tagger --help)")
         sys.exit(getattr(exc, "exit_code", 2))
     except (typer.Abort, KeyboardInterrupt):
         _interrupted()

@@ -7,6 +7,7 @@ feeds it microphone blocks. A backend is anything with ``predict(batch) -> proba
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -51,8 +52,8 @@ class WindowSettings:
         rate = backend.sample_rate
         if self.window is None:
             window = backend.max_samples
-        elif self.window <= 0:
-            raise ValueError("the window must be longer than 0 s")
+        elif not math.isfinite(self.window) or self.window <= 0:
+            raise ValueError("--window must be a number of seconds above 0")
         else:
             window = int(round(self.window * rate))
         if window > backend.max_samples:
@@ -62,8 +63,8 @@ class WindowSettings:
             )
         if self.hop is None:
             return window, max(1, window // 2)
-        if self.hop <= 0:
-            raise ValueError("the hop must be longer than 0 s")
+        if not math.isfinite(self.hop) or self.hop <= 0:
+            raise ValueError("--hop must be a number of seconds above 0")
         return window, max(1, int(round(self.hop * rate)))
 
 

@@ -168,3 +168,19 @@ def test_atomic_write_removes_the_temporaries_of_killed_writers_only(tmp_path):
         handle.write(b"model")
     assert not stale.exists() and live.exists() and other.exists()
     assert (tmp_path / "x.onnx").read_bytes() == b"model"
+
+
+def test_random_bytes_are_refused_without_advice_to_load_them_unsafely(tmp_path):
+    path = tmp_path / "random.pt"
+    path.write_bytes(bytes(np_random_bytes(5000)))
+    with pytest.raises(ModelLoadError) as info:
+        read_file(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert "weights_only" not in message and "will likely succeed" not in message
+
+
+def np_random_bytes(n: int) -> bytes:
+    import numpy as np
+
+    return np.random.default_rng(7).integers(0, 256, n, dtype=np.uint8).tobytes()

@@ -180,7 +180,9 @@ def test_official_checkpoint_prints_audioset_names(official_527_path, scene_wav)
 @pytest.mark.parametrize("args, code, message", [
     (["--format", "xml"], 2, "'xml' is not one of"),
     (["--window", "12"], 2, "longer than the model's context"),
-    (["--hop", "0"], 2, "hop must be longer than 0"),
+    (["--hop", "0"], 2, "--hop must be a number of seconds above 0"),
+    (["--hop", "inf"], 2, "--hop must be a number of seconds above 0"),
+    (["--window", "nan"], 2, "--window must be a number of seconds above 0"),
     (["--pooling", "median"], 2, "'median' is not one of"),
 ])
 def test_bad_options_give_one_line_errors(small_model_path, scene_wav, args, code, message):
@@ -276,3 +278,26 @@ def test_output_to_a_device_is_written_in_place(small_model_path, scene_wav):
     assert result.returncode == 1
     assert result.stderr.strip() == "error: /dev/full: cannot write (No space left on device)"
     assert Path("/dev/full").is_char_device()
+
+
+def test_links_pipes_and_devices_are_named_for_what_they_are(small_model_path, scene_wav, tmp_path):
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    (tmp_path / "broken").symlink_to(tmp_path / "missing.wav")
+    os.mkfifo(tmp_path / "fifo")
+    result = tagger("file", tmp_path / "loop1", tmp_path / "broken", tmp_path / "fifo", "/dev/stdin",
+                    scene_wav, "-m", small_model_path, "-f", "json", "--no-progress")
+    assert result.returncode == 1
+    assert_one_line_errors(result.stderr)
+    reasons = {Path(e["path"]).name: e["error"] for e in json.loads(result.stdout)["errors"]}
+    assert reasons["loop1"].endswith("cannot decode audio (symbolic link loop)")
+    assert reasons["broken"].endswith("cannot decode audio (broken symbolic link)")
+    for name in ("fifo", "stdin"):
+        assert reasons[name].endswith("(not a regular file: a pipe, socket or device)"), reasons
+    assert [f["path"] for f in json.loads(result.stdout)["files"]] == [str(scene_wav)]
+
+
+def test_no_arguments_print_the_help_without_an_error_line():
+    result = tagger()
+    assert result.returncode == 2
+    assert "Usage:" in result.stdout and "listen" in result.stdout and result.stderr == ""
