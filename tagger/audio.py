@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import math
 import os
+import re
 import stat
 import sys
 from collections.abc import Iterator
@@ -300,9 +301,28 @@ class StreamResampler:
         return out.reshape(-1)
 
 
-def _read_blocks(audio: sf.SoundFile, path: PathLike, block_frames: int) -> Iterator[np.ndarray]:
-    """Yield ``[n, channels]`` float32 blocks until the end of the file."""
+def truncation(audio: sf.SoundFile) -> str | None:
+    """What libsndfile noticed about a file cut short (its header promises more data than there is,
+    or an Ogg stream without its end-of-stream mark), in words; None for a whole file."""
+    try:
+        info = audio.extra_info
+    except (AttributeError, RuntimeError, sf.SoundFileError):
+        return None
+    promised = re.search(r"^data : (\d+) \(should be (\d+)\)", info, re.MULTILINE)
+    if promised and int(promised[2]) < int(promised[1]):
+        return (f"truncated: the header promises {int(promised[1]):,} bytes of audio, the file holds "
+                f"{int(promised[2]):,}; tagged what is there")
+    if "Last page lacks an end-of-stream bit" in info:
+        return "truncated: the Ogg stream ends without its end-of-stream mark; tagged what is there"
+    return None
+
+
+def _read_blocks(audio: sf.SoundFile, path: PathLike, block_frames: int,
+                 warnings: list[str]) -> Iterator[np.ndarray]:
+    """Yield ``[n, channels]`` float32 blocks until the end of the file. A decoding error after some
+    audio has come out ends the stream with a warning (a file cut short); before, it is an error."""
     chatty_decoder = audio.format == "MP3"
+    decoded = 0
     while True:
         try:
             if chatty_decoder:
@@ -311,22 +331,48 @@ def _read_blocks(audio: sf.SoundFile, path: PathLike, block_frames: int) -> Iter
             else:
                 frames = audio.read(block_frames, dtype="float32", always_2d=True)
         except _SOUNDFILE_ERRORS as exc:
-            raise _decode_error(path, _error_reason(exc)) from None
+            rest = _salvage(audio, decoded)  # the part of the failed block that does decode
+            if decoded + len(rest) == 0:
+                raise _decode_error(path, _error_reason(exc)) from None
+            if len(rest):
+                yield rest
+            decoded += len(rest)
+            total = f" of the {audio.frames / audio.samplerate:.1f} s announced" \
+                if 0 < audio.frames < _UNKNOWN_FRAMES else ""
+            warnings.append(f"decoding stopped after {decoded / audio.samplerate:.1f} s{total} "
+                            f"({_error_reason(exc).rstrip('.')}); tagged what decoded")
+            return
         if len(frames) == 0:
             return
         if not np.isfinite(frames).all():  # float files can hold NaN/Inf; nothing downstream survives them
             raise _decode_error(path, "holds NaN or infinite samples")
+        decoded += len(frames)
         yield frames
 
 
+def _salvage(audio: sf.SoundFile, position: int) -> np.ndarray:
+    """After a failed read: the frames from ``position`` that decode, read again in 0.1 s steps."""
+    step = max(1, audio.samplerate // 10)
+    parts = []
+    try:
+        audio.seek(position)
+        while len(frames := audio.read(step, dtype="float32", always_2d=True)):
+            if not np.isfinite(frames).all():
+                break
+            parts.append(frames)
+    except _SOUNDFILE_ERRORS:
+        pass
+    return np.concatenate(parts) if parts else np.zeros((0, audio.channels), np.float32)
+
+
 def _resampled_blocks(
-    audio: sf.SoundFile, path: PathLike, target_rate: int, block_seconds: float
+    audio: sf.SoundFile, path: PathLike, target_rate: int, block_seconds: float, warnings: list[str]
 ) -> Iterator[np.ndarray]:
     """Decode, downmix and resample an open file block by block; closes it at the end."""
     with audio:
         resampler = StreamResampler(audio.samplerate, target_rate)
         block_frames = max(1, round(block_seconds * audio.samplerate))
-        for frames in _read_blocks(audio, path, block_frames):
+        for frames in _read_blocks(audio, path, block_frames, warnings):
             out = resampler.process(downmix(frames))
             if out.size:
                 yield out
@@ -336,16 +382,21 @@ def _resampled_blocks(
 
 
 def stream_audio(
-    path: PathLike, target_rate: int = MODEL_SAMPLE_RATE, block_seconds: float = 8.0
+    path: PathLike, target_rate: int = MODEL_SAMPLE_RATE, block_seconds: float = 8.0,
+    warnings: list[str] | None = None,
 ) -> Iterator[np.ndarray]:
     """Decode a file as mono float32 blocks at ``target_rate``, in constant memory.
 
     The file is opened (and header errors raised) immediately; decoding happens as
-    the returned iterator is consumed.
+    the returned iterator is consumed. Signs of a file cut short are appended to ``warnings``.
     """
     if target_rate <= 0 or block_seconds <= 0:
         raise ValueError("target_rate and block_seconds must be positive")
-    return _resampled_blocks(_open(path), path, target_rate, block_seconds)
+    warnings = [] if warnings is None else warnings
+    audio = _open(path)
+    if (cut := truncation(audio)) is not None:
+        warnings.append(cut)
+    return _resampled_blocks(audio, path, target_rate, block_seconds, warnings)
 
 
 def load_audio(path: PathLike, target_rate: int = MODEL_SAMPLE_RATE) -> np.ndarray:

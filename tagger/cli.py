@@ -244,6 +244,8 @@ def tag_files(targets: list[tuple[str, str | None]], backend: "Backend", setting
                     sink.add_error(path, str(exc))
                     done += 1
                     continue
+                for warning in result.warnings:
+                    sys.stderr.write(f"warning: {path}: {warning}\n")
                 sink.add(result)
                 done += 1
         finally:  # also on Ctrl-C or SIGTERM: a complete document of the files finished so far

@@ -60,6 +60,7 @@ def file_record(result: FileResult, run: RunInfo, k: int) -> dict[str, Any]:
         "sample_rate": result.info.sample_rate,
         "channels": result.info.channels,
         "format": result.info.format,
+        "warnings": list(result.warnings),
         "model": run.model,
         "top": [{"label": run.labels[i], "probability": round(float(clip[i]), DECIMALS)}
                 for i in top_k(clip, k)],

@@ -82,6 +82,7 @@ class FileResult:
     duration: float  # seconds of decoded audio
     windows: list[WindowResult]
     clip: np.ndarray  # [classes], pooled over the windows
+    warnings: list[str]  # signs that the file was cut short (what decoded was tagged)
 
 
 def run_windows(windows: Iterable[Window], backend: Backend,
@@ -120,7 +121,8 @@ def tag_file(path: str, backend: Backend, settings: WindowSettings = WindowSetti
     window, hop = settings.resolve(backend)
     engine = WindowEngine(window, hop)
     rate = backend.sample_rate
-    blocks = stream_audio(path, target_rate=rate)
+    warnings: list[str] = []
+    blocks = stream_audio(path, target_rate=rate, warnings=warnings)
     results = [
         WindowResult(w.start / rate, w.end / rate, probs)
         for w, probs in run_windows(windows_of_stream(blocks, engine, on_samples), backend, batch_size)
@@ -129,4 +131,4 @@ def tag_file(path: str, backend: Backend, settings: WindowSettings = WindowSetti
         raise AudioDecodeError(f"{path}: the file holds no audio samples")
     clip = pool_windows(np.stack([r.probabilities for r in results]), pooling)
     return FileResult(path=str(path), info=info, duration=engine.received / rate, windows=results,
-                      clip=clip)
+                      clip=clip, warnings=warnings)

@@ -301,3 +301,51 @@ def test_no_arguments_print_the_help_without_an_error_line():
     result = tagger()
     assert result.returncode == 2
     assert "Usage:" in result.stdout and "listen" in result.stdout and result.stderr == ""
+
+
+def _bad_input_corpus(folder: Path) -> tuple[dict[str, str], list[str]]:
+    """Generated bad inputs: {file: expected error} and the truncated files (tagged with a warning)."""
+    folder.mkdir()
+    sound = scene(4.0)
+    for name, value in (("nan.wav", np.nan), ("inf.wav", np.inf)):
+        samples = sound.copy()
+        samples[500] = value
+        sf.write(folder / name, samples, SAMPLE_RATE, subtype="FLOAT")
+    truncated = []
+    for suffix in ("wav", "flac", "ogg"):
+        sf.write(folder / f"whole.{suffix}", sound, SAMPLE_RATE)
+        data = (folder / f"whole.{suffix}").read_bytes()
+        (folder / f"half.{suffix}").write_bytes(data[: len(data) // 2])
+        (folder / f"whole.{suffix}").unlink()
+        truncated.append(f"half.{suffix}")
+    (folder / "fake.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + b"not really audio" * 8)
+    (folder / "text.flac").write_text("hello, I am not a FLAC file\n")
+    os.mkfifo(folder / "pipe.wav")
+    (folder / "loop.wav").symlink_to(folder / "loop.wav")
+    errors = {"nan.wav": "holds NaN or infinite samples", "inf.wav": "holds NaN or infinite samples",
+              "fake.wav": "cannot decode audio", "text.flac": "cannot decode audio",
+              "pipe.wav": "not a regular file", "loop.wav": "symbolic link loop"}
+    return errors, truncated
+
+
+def test_a_batch_of_bad_inputs_gives_strict_json_and_names_every_bad_file_once(small_model_path, scene_wav,
+                                                                             tmp_path):
+    errors, truncated = _bad_input_corpus(tmp_path / "bad")
+    paths = [tmp_path / "bad" / name for name in sorted([*errors, *truncated])]
+    result = tagger("file", *paths, scene_wav, "-m", small_model_path, "-f", "json", "--no-progress")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    document = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+    failed = {Path(e["path"]).name: e["error"] for e in document["errors"]}
+    assert sorted(failed) == sorted(errors)
+    for name, reason in errors.items():
+        assert reason in failed[name], (name, failed[name])
+    tagged = {Path(f["path"]).name: f for f in document["files"]}
+    assert sorted(tagged) == sorted([*truncated, scene_wav.name])
+    for name in truncated:  # what decodes is tagged, with a warning
+        assert tagged[name]["warnings"] and 0.5 < tagged[name]["duration"] < 3.5, tagged[name]
+    assert tagged[scene_wav.name]["warnings"] == []
+    lines = result.stderr.strip().splitlines()
+    for name in [*errors, *truncated]:
+        assert sum(f"/{name}: " in line for line in lines) == 1, (name, lines)
+    assert all(line.startswith(("error: ", "warning: ")) for line in lines)
