@@ -565,11 +565,11 @@ def devices_command(
 
     with native_stderr_discarded():
         devices = list_input_devices(import_sounddevice())
-    if not devices:
+    if output_format == DevicesFormat.json:  # a list for programs, empty when there are no devices
+        typer.echo(json.dumps([d.__dict__ for d in devices], ensure_ascii=False))
+    elif not devices:
         raise TaggerError("no audio input devices found (is a sound server running, and PULSE_SERVER "
                           "set if it is a private one?)")
-    if output_format == DevicesFormat.json:
-        typer.echo(json.dumps([d.__dict__ for d in devices], ensure_ascii=False))
     else:
         write_device_table(devices, sys.stdout)
 

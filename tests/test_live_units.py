@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -184,3 +185,20 @@ def test_the_last_windows_latency_includes_the_time_spent_tagging_them():
     final = live.finish()
     assert [u.end for u in updates] == [1.0, 2.0] and final[-1].end == 2.5
     assert all(u.latency >= backend.seconds_per_call for u in updates + final)
+
+
+def test_devices_as_json_is_a_list_even_when_there_are_none(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PULSE_SERVER": f"unix:{tmp_path}/no-server", "NO_COLOR": "1"}
+    result = subprocess.run([sys.executable, "-m", "tagger", "devices", "-f", "json"], capture_output=True,
+                            text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    devices = json.loads(result.stdout)
+    assert isinstance(devices, list)
+    if not devices:  # the table form says why there is nothing to list
+        table = subprocess.run([sys.executable, "-m", "tagger", "devices"], capture_output=True, text=True,
+                               env=env, timeout=120)
+        assert table.returncode == 1 and table.stderr.startswith("error: no audio input devices found")
