@@ -11,6 +11,8 @@ Two kinds of files load here, always with ``torch.load(..., weights_only=True)``
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import pickle
 import re
@@ -142,17 +144,56 @@ def passt_with_weights(config: PaSSTConfig, state: dict[str, torch.Tensor], name
     return passt
 
 
+# Fields of a model file's config and front-end settings that may be 0 (all others must be at least 1).
+_MAY_BE_ZERO = {"s_patchout_t", "s_patchout_f", "u_patchout", "drop_rate", "attn_drop_rate",
+                "drop_path_rate", "fmin", "freqm", "timem", "fmin_aug_range", "fmax_aug_range"}
+
+
+def _checked_values(cls: type, values: Any, name: str, what: str) -> dict[str, Any]:
+    """The known fields of a config dict, each of the type of its default and not negative."""
+    if not isinstance(values, dict):
+        raise ModelLoadError(f"{name}: damaged model file ({what} is not a mapping)")
+    defaults = cls()
+    checked = {}
+    for field in dataclasses.fields(cls):
+        if field.name not in values:
+            continue
+        value, default = values[field.name], getattr(defaults, field.name)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if isinstance(default, bool):
+            valid = isinstance(value, bool)
+        elif isinstance(default, int):
+            valid = number and isinstance(value, int)
+        elif isinstance(default, float) or default is None:
+            valid = (default is None and value is None) or (number and math.isfinite(value))
+        else:
+            valid = True
+        if valid and number and value < (0 if field.name in _MAY_BE_ZERO else 1):
+            valid = False
+        if not valid:
+            raise ModelLoadError(f"{name}: damaged model file ({what} {field.name} = {value!r})")
+        checked[field.name] = value
+    return checked
+
+
 def model_from_own(obj: dict[str, Any], name: str) -> AudioTagger:
+    config = PaSSTConfig.from_dict(_checked_values(PaSSTConfig, obj.get("config"), name, "config"))
+    frontend = FrontendConfig(**_checked_values(FrontendConfig, obj.get("frontend"), name, "front-end"))
+    labels = obj.get("labels")
+    if not isinstance(labels, (list, tuple)) or not all(isinstance(label, str) for label in labels):
+        raise ModelLoadError(f"{name}: damaged model file (labels are not a list of names)")
     try:
-        config = PaSSTConfig.from_dict(obj["config"])
-        frontend = FrontendConfig(**obj["frontend"])
-        labels = list(obj["labels"])
         passt = passt_with_weights(config, obj["state_dict"], name)
-        model = AudioTagger(config, frontend, labels, name=obj.get("name", name),
+        model = AudioTagger(config, frontend, list(labels), name=str(obj.get("name", name)),
                             multi_label=bool(obj.get("multi_label", True)), passt=passt)
-    except (KeyError, TypeError, ValueError) as exc:
+        with torch.no_grad():  # settings that cannot make a spectrogram fail here, not while tagging
+            model.frontend(torch.zeros(1, model.min_samples))
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # any inconsistency of hand-edited settings and weights
         raise ModelLoadError(f"{name}: damaged model file ({_one_line(exc)})") from None
-    model.metadata = dict(obj.get("metadata", {}))
+    metadata = obj.get("metadata", {})
+    model.metadata = dict(metadata) if isinstance(metadata, dict) else {}
     return model
 
 
@@ -162,7 +203,10 @@ def load_checkpoint(path: str | os.PathLike, num_heads: int | None = None,
     obj = read_file(path)
     name = Path(path).name
     if obj.get("format") == FORMAT_NAME:
-        if obj.get("format_version", 0) > FORMAT_VERSION:
+        version = obj.get("format_version", 0)
+        if not isinstance(version, int):
+            raise ModelLoadError(f"{name}: damaged model file (format version {version!r})")
+        if version > FORMAT_VERSION:
             raise ModelLoadError(f"{name}: made by a newer tagger (format {obj['format_version']})")
         model = model_from_own(obj, name)
     else:

@@ -184,3 +184,20 @@ def np_random_bytes(n: int) -> bytes:
     import numpy as np
 
     return np.random.default_rng(7).integers(0, 256, n, dtype=np.uint8).tobytes()
+
+
+@pytest.mark.parametrize("key, field, value", [
+    ("config", "patch_size", 0), ("config", "num_heads", -1), ("config", "embed_dim", "x"),
+    ("frontend", "sample_rate", 0), ("frontend", "hop_length", 3.5), ("frontend", "n_fft", 0),
+    ("frontend", "fmin", -1), ("labels", None, "abc"), ("format_version", None, "1"),
+])
+def test_hand_edited_settings_are_a_damaged_model_file(small_model_path, tmp_path, key, field, value):
+    obj = read_file(small_model_path)
+    if field is None:
+        obj[key] = value
+    else:
+        obj[key][field] = value
+    path = tmp_path / "edited.pt"
+    torch.save(obj, path)
+    with pytest.raises(ModelLoadError, match=r"edited.pt: damaged model file \("):
+        load_checkpoint(path)
