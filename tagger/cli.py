@@ -246,7 +246,12 @@ def tag_files(targets: list[tuple[str, str | None]], backend: "Backend", setting
                     continue
                 for warning in result.warnings:
                     sys.stderr.write(f"warning: {path}: {warning}\n")
-                sink.add(result)
+                if show_progress and output is None:  # bar and results share the terminal: clear
+                    bar.stop()                         # the bar's line before the results print
+                    sink.add(result)
+                    bar.start()
+                else:
+                    sink.add(result)
                 done += 1
         finally:  # also on Ctrl-C or SIGTERM: a complete document of the files finished so far
             sink.close()
