@@ -304,6 +304,8 @@ class _Run:
                 if duration is not None and self.elapsed >= duration:
                     return "duration"
                 if self._drain(timeout=min(0.05, max(0.0, (duration or 1e9) - self.elapsed))):
+                    if isinstance(self.source, FileSource) and self.source.fault():
+                        raise TaggerError(self.source.fault())  # the file stopped decoding
                     return "end of input"
                 if away_since is None:
                     fault = self.source.fault()

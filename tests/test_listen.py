@@ -252,3 +252,19 @@ def test_the_default_model_names_the_sounds_played_into_the_microphone(pulse, tm
     assert any("Telephone dialing, DTMF" in top for top in tops), tops
     onsets = {e["label"] for e in of_type(records, "event") if e["event"] == "onset"}
     assert "Siren" in onsets, onsets
+
+
+def test_an_input_file_with_nan_samples_is_an_error_naming_it(model, tmp_path):
+    import soundfile as sf
+
+    path = tmp_path / "nan.wav"
+    samples = np.zeros(32000, np.float32)
+    samples[1000] = np.nan
+    sf.write(path, samples, 32000, subtype="FLOAT")
+    result = subprocess.run([sys.executable, "-m", "tagger", "listen", "--input", path, "--format", "jsonl",
+                             "-m", model, "--window", "1"], capture_output=True, text=True, env=tagger_env(),
+                            timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path}: cannot decode audio (holds NaN or infinite samples)"]
+    assert [json.loads(line)["type"] for line in result.stdout.splitlines()] == ["start"]
