@@ -370,3 +370,11 @@ def test_the_progress_bar_does_not_stick_to_the_results_in_a_terminal(tmp_path):
     titles = [line for line in lines if "(0:20.0, 32 kHz" in line]
     assert len(titles) == 2 and all(line.startswith("clip.ogg") for line in titles), lines[:6]
     assert not any("%" in line for line in lines), lines
+
+
+def test_output_into_a_missing_folder_creates_it_as_export_does(small_model_path, scene_wav, tmp_path):
+    out = tmp_path / "new" / "folder" / "tags.json"
+    result = tagger("file", scene_wav, "-m", small_model_path, "-f", "json", "-o", out, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text())["files"][0]["path"] == str(scene_wav)
+    assert [p.name for p in out.parent.iterdir()] == ["tags.json"]
