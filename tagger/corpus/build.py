@@ -36,7 +36,6 @@ from .classes import CLASSES, check_against_audioset
 from .mix import SAMPLE_RATE, ClipMaker, Pools
 from .packages import CorpusError, check_tools, fetch_packages, package_versions
 from .render import rendered_sources
-from .source import Source
 from .split import HELDOUT, TRAIN, split_groups, split_summary
 
 LABEL_SEPARATOR = ";"
