@@ -63,7 +63,10 @@ def write_manifest(root: Path, clips: int, seconds: float = 1.5, rate: int = 160
         mix = sum(make_clip(kind, seconds, rate, rng) for kind in kinds) / count
         sf.write(root / "clips" / f"{i}.wav", mix, rate)
         rows.append({"path": f"clips/{i}.wav", "labels": ",".join(kinds)})
-    manifest = root / "train.csv"
+    return _write_manifest(root / "train.csv", rows)
+
+
+def _write_manifest(manifest: Path, rows: list[dict[str, str]]) -> Path:
     with open(manifest, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["path", "labels"])
         writer.writeheader()
@@ -118,9 +121,4 @@ def write_band_set(root: Path, clips: int, seed: int, rate: int = 22050,
         name = f"clips/{i:03d}.{'flac' if i % 2 else 'wav'}"
         sf.write(root / name, stereo, rate)
         rows.append({"path": name, "labels": ";".join(kinds)})
-    manifest = root / "manifest.csv"
-    with open(manifest, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["path", "labels"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return manifest
+    return _write_manifest(root / "manifest.csv", rows)
