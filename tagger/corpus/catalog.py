@@ -70,6 +70,10 @@ HORN = ("Vehicle horn, car horn, honking",)
 EXPLOSION, GUNSHOT = ("Explosion",), ("Gunshot, gunfire",)
 RAIN, THUNDER, WIND, WATER, FIRE = ("Rain",), ("Thunder",), ("Wind",), ("Water",), ("Fire",)
 DOOR, SHATTER, MUSIC = ("Door",), ("Shatter",), ("Music",)
+ACCORDION, CELLO, CLARINET, FLUTE, HARP = ("Accordion",), ("Cello",), ("Clarinet",), ("Flute",), ("Harp",)
+ORGAN, PIANO, SAXOPHONE, TRUMPET = ("Organ",), ("Piano",), ("Saxophone",), ("Trumpet",)
+VIOLIN, DRUM_KIT = ("Violin, fiddle",), ("Drum kit",)
+ELECTRIC_GUITAR, ACOUSTIC_GUITAR = ("Electric guitar",), ("Acoustic guitar",)
 DISTRACTOR: tuple[str, ...] = ()
 EXCLUDE = None
 
@@ -376,10 +380,29 @@ def _distractor_rules() -> list[Rule]:
     ]
 
 
+def _qabcs_rules() -> list[Rule]:
+    """qABCs's picture-word sounds: one short real recording per word (GPL-3+). Only names that
+    leave no doubt about the source are used: `horn` (car, bicycle or French horn?), `whistle`,
+    `keyboard` (typing or music?), fowl, birds known for bill-clattering or wing sounds rather than
+    calls, whimsical insects and every object are left out."""
+    files = {
+        ACCORDION: ("accordion", "squeezebox"), AIRCRAFT: ("airplane",), HELICOPTER: ("helicopter",),
+        TRAIN: ("train",), FIRE: ("fire",), DOG: ("dog",), HORSE: ("horse",), PIG: ("pig",),
+        SHEEP: ("sheep",), CATTLE: ("cow", "calf"), CHICKEN: ("rooster",), INSECT: ("grasshopper",),
+        BIRD: ("bird", "sparrow", "crow", "owl", "eagle-owl", "iora", "quetzal", "albatross"),
+        CELLO: ("cello",), CLARINET: ("clarinet",), FLUTE: ("flute", "western_concert_flute"),
+        HARP: ("harp",), ORGAN: ("organ",), PIANO: ("piano", "grand_piano"), SAXOPHONE: ("saxophone",),
+        TRUMPET: ("trumpet",), VIOLIN: ("violin",), ELECTRIC_GUITAR: ("electric_guitar",),
+        ACOUSTIC_GUITAR: ("guitar",), DRUM_KIT: ("drums",),
+    }
+    return _rules("qabcs-data", "usr/share/qabcs/abcs/all/noises/", [
+        (f"{name}.ogg", labels, FILE) for labels, names in files.items() for name in names])
+
+
 RULES: tuple[Rule, ...] = (
     *_asterisk_rules(), *_hedgewars_rules(), *_btanks_rules(), *_etw_rules(), *_lincity_rules(),
     *_lugaru_rules(), *_megaglest_rules(), *_scorched3d_rules(), *_ufoai_rules(),
-    *_openarena_rules(), *_zeroad_rules(), *_distractor_rules(),
+    *_openarena_rules(), *_zeroad_rules(), *_qabcs_rules(), *_distractor_rules(),
 )
 
 
