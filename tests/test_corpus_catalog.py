@@ -251,3 +251,26 @@ def test_archive_members_are_extracted_once_with_member_licences(tmp_path: Path,
 
 def test_absent_packages_are_skipped(tmp_path: Path) -> None:
     assert scan([Rule("missing-package", "*", ("Dog",))], tmp_path, tmp_path / "work") == []
+
+
+def test_qabcs_and_scratch_rules_take_the_unambiguous_recordings_only() -> None:
+    noises = "usr/share/qabcs/abcs/all/noises/"
+    assert match_rule(RULES, "qabcs-data", noises + "saxophone.ogg").labels == ("Saxophone",)
+    assert match_rule(RULES, "qabcs-data", noises + "squeezebox.ogg").labels == ("Accordion",)
+    assert match_rule(RULES, "qabcs-data", noises + "grand_piano.ogg").labels == ("Piano",)
+    assert match_rule(RULES, "qabcs-data", noises + "train.ogg").labels == ("Train",)
+    for doubtful in ("horn.ogg", "whistle.ogg", "keyboard.ogg", "duck.ogg", "goose.ogg", "stork.ogg"):
+        assert match_rule(RULES, "qabcs-data", noises + doubtful) is None, doubtful
+    assert match_rule(RULES, "qabcs-data", "usr/share/qabcs/abcs/en/sounds/words/dog.ogg") is None
+    sounds = "usr/share/scratch/Media/Sounds/"
+    assert match_rule(RULES, "scratch", sounds + "Human/Laugh-male2.wav").labels == ("Laughter",)
+    assert match_rule(RULES, "scratch", sounds + "Animal/HorseGallop.wav").labels == ("Horse",)
+    assert match_rule(RULES, "scratch", sounds + "Human/PartyNoise.wav") is None
+    assert match_rule(RULES, "scratch", sounds + "Human/Laugh-male3.mp3") is None
+
+
+def test_scratch_media_map_to_their_copyright_stanza() -> None:
+    stanzas = parse_dep5("Files: *\nLicense: GPL-2\n\nFiles: Help/* Media/* Projects\nLicense: CC-BY-SA-3.0\n")
+    media = "usr/share/scratch/Media/Sounds/Human/Laugh-female.wav"
+    assert licence_for(stanzas, "scratch", [media]) == "CC-BY-SA-3.0"
+    assert licence_for(stanzas, "scratch", ["usr/share/scratch/Scratch.image"]) == "GPL-2"

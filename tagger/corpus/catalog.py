@@ -399,10 +399,35 @@ def _qabcs_rules() -> list[Rule]:
         (f"{name}.ogg", labels, FILE) for labels, names in files.items() for name in names])
 
 
+def _scratch_rules() -> list[Rule]:
+    """Scratch 1.4's sound library (CC-BY-SA-3.0), its WAV files: real recordings at 11-22 kHz. The
+    party noise (chatter, not clearly a crowd), goose and duck (fowl), and the string effects are
+    left out; the MP3 half of the library is not read by the catalog."""
+    return _rules("scratch", "usr/share/scratch/Media/Sounds/", [
+        ("Human/Laugh-*.wav", LAUGH, FILE),
+        ("Human/Scream-*.wav", SCREAM, FILE),
+        ("Human/Footsteps-1.wav", STEPS, FILE),
+        ("Animal/Dog[0-9].wav", DOG, NUMBERED),
+        ("Animal/Horse.wav", HORSE, FILE),
+        ("Animal/HorseGallop.wav", HORSE, FILE),
+        ("Animal/Rooster.wav", CHICKEN, FILE),
+        ("Animal/Bird.wav", BIRD, FILE),
+        ("Animal/Owl.wav", BIRD, FILE),
+        ("Animal/Cricket*.wav", INSECT, RULE),
+        ("Effects/CarPassing.wav", CAR, FILE),
+        ("Effects/DoorCreak.wav", DOOR, FILE),
+        ("Effects/Bubbles.wav", WATER, FILE),
+        ("Effects/Ripples.wav", WATER, FILE),
+        ("Effects/Plunge.wav", WATER, FILE),
+        ("Instruments/Trumpet[0-9].wav", TRUMPET, NUMBERED),
+        ("Instruments/GuitarStrum.wav", ACOUSTIC_GUITAR, FILE),
+    ])
+
+
 RULES: tuple[Rule, ...] = (
     *_asterisk_rules(), *_hedgewars_rules(), *_btanks_rules(), *_etw_rules(), *_lincity_rules(),
     *_lugaru_rules(), *_megaglest_rules(), *_scorched3d_rules(), *_ufoai_rules(),
-    *_openarena_rules(), *_zeroad_rules(), *_qabcs_rules(), *_distractor_rules(),
+    *_openarena_rules(), *_zeroad_rules(), *_qabcs_rules(), *_scratch_rules(), *_distractor_rules(),
 )
 
 

@@ -28,6 +28,8 @@ SOURCE_PREFIXES: dict[str, tuple[tuple[str, str], ...]] = {
     "sonic-pi-samples": (("usr/share/sonic-pi/samples/", "etc/samples/"),),
     "hydrogen-data": (("usr/share/hydrogen/data/", "data/"),),
     "bucklespring-data": (("usr/share/buckle/wav/", "wav/"),),
+    # The copyright's `Media/*` (CC-BY-SA-3.0) is usr/share/scratch/Media/...
+    "scratch": (("usr/share/scratch/", ""),),
 }
 
 

@@ -21,7 +21,7 @@ PACKAGES: tuple[str, ...] = (
     "hedgewars-data", "btanks-data", "ufoai-sound", "scorched3d-data", "openarena-data",
     "lugaru-data", "etw-data", "lincity-ng-data", "megaglest-data", "bucklespring-data",
     "fluid-soundfont-gm", "lmms-common", "sonic-pi-samples", "hydrogen-data",
-    "lomiri-sounds", "sound-theme-freedesktop", "0ad-data", "qabcs-data",
+    "lomiri-sounds", "sound-theme-freedesktop", "0ad-data", "qabcs-data", "scratch",
 )
 TOOLS: dict[str, str] = {"fluidsynth": "fluidsynth", "espeak-ng": "espeak-ng"}  # program -> apt package
 
