@@ -138,9 +138,9 @@ class BadClip:
     reason: str
 
 
-def _reason(exc: TaggerError, path: str) -> str:
-    text = str(exc)
-    return text.removeprefix(f"{path}: ") or type(exc).__name__
+def error_reason(exc: TaggerError, path: str) -> str:
+    """An error's message without the path it starts with (the path is reported beside it)."""
+    return str(exc).removeprefix(f"{path}: ") or type(exc).__name__
 
 
 def probe_clips(examples: list[Example]) -> tuple[list[Example], list[float], list[BadClip]]:
@@ -150,7 +150,7 @@ def probe_clips(examples: list[Example]) -> tuple[list[Example], list[float], li
         try:
             info = probe(example.path)
         except TaggerError as exc:
-            bad.append(BadClip(example.path, _reason(exc, example.path)))
+            bad.append(BadClip(example.path, error_reason(exc, example.path)))
             continue
         if info.frames == 0:
             bad.append(BadClip(example.path, "the file holds no audio samples"))
@@ -274,7 +274,7 @@ class ClipDataset(Dataset):
         except TaggerError as exc:
             path = self.examples[index].path
             return (torch.zeros(self.window), torch.from_numpy(self.targets[index]), index,
-                    _reason(exc, path))
+                    error_reason(exc, path))
         rng = np.random.default_rng([self.seed, draw])
         start = int(rng.integers(0, max(0, len(audio) - self.window) + 1))
         clip = audio[start:start + self.window]

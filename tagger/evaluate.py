@@ -17,7 +17,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from .data import BadClip, ManifestFormat, check_labels, read_examples, target_matrix
+from .data import BadClip, ManifestFormat, check_labels, error_reason, read_examples, target_matrix
 from .errors import TaggerError
 from .metrics import Metrics, evaluate_scores
 from .tagging import Backend, WindowSettings, tag_file
@@ -61,7 +61,7 @@ def score_clips(backend: Backend, paths: list[str], settings: WindowSettings, ba
             scores.append(tag_file(path, backend, settings, batch_size, pooling).clip)
             scored.append(index)
         except TaggerError as exc:
-            bad.append(BadClip(path, str(exc).removeprefix(f"{path}: ")))
+            bad.append(BadClip(path, error_reason(exc, path)))
         if on_clip:
             on_clip()
     matrix = np.stack(scores) if scores else np.zeros((0, len(backend.labels)), np.float32)
