@@ -323,7 +323,8 @@ def _read_blocks(audio: sf.SoundFile, path: PathLike, block_frames: int,
     audio has come out ends the stream with a warning (a file cut short); before, it is an error."""
     chatty_decoder = audio.format == "MP3"
     decoded = 0
-    while True:
+    stopped: str | None = None  # why decoding ended early
+    while stopped is None:
         try:
             if chatty_decoder:
                 with _native_stderr_silenced():
@@ -331,23 +332,21 @@ def _read_blocks(audio: sf.SoundFile, path: PathLike, block_frames: int,
             else:
                 frames = audio.read(block_frames, dtype="float32", always_2d=True)
         except _SOUNDFILE_ERRORS as exc:
-            rest = _salvage(audio, decoded)  # the part of the failed block that does decode
-            if decoded + len(rest) == 0:
+            frames = _salvage(audio, decoded)  # the part of the failed block that does decode
+            if decoded + len(frames) == 0:
                 raise _decode_error(path, _error_reason(exc)) from None
-            if len(rest):
-                yield rest
-            decoded += len(rest)
-            total = f" of the {audio.frames / audio.samplerate:.1f} s announced" \
-                if 0 < audio.frames < _UNKNOWN_FRAMES else ""
-            warnings.append(f"decoding stopped after {decoded / audio.samplerate:.1f} s{total} "
-                            f"({_error_reason(exc).rstrip('.')}); tagged what decoded")
-            return
-        if len(frames) == 0:
+            stopped = _error_reason(exc).rstrip(".")
+        if len(frames) == 0 and stopped is None:
             return
         if not np.isfinite(frames).all():  # float files can hold NaN/Inf; nothing downstream survives them
             raise _decode_error(path, "holds NaN or infinite samples")
         decoded += len(frames)
-        yield frames
+        if len(frames):
+            yield frames
+    known = 0 < audio.frames < _UNKNOWN_FRAMES
+    total = f" of the {audio.frames / audio.samplerate:.1f} s announced" if known else ""
+    warnings.append(f"decoding stopped after {decoded / audio.samplerate:.1f} s{total} ({stopped}); "
+                    "tagged what decoded")
 
 
 def _salvage(audio: sf.SoundFile, position: int) -> np.ndarray:
@@ -357,8 +356,6 @@ def _salvage(audio: sf.SoundFile, position: int) -> np.ndarray:
     try:
         audio.seek(position)
         while len(frames := audio.read(step, dtype="float32", always_2d=True)):
-            if not np.isfinite(frames).all():
-                break
             parts.append(frames)
     except _SOUNDFILE_ERRORS:
         pass

@@ -483,7 +483,7 @@ def eval_command(
     fmt = ManifestFormat(path_column, labels_column, delimiter, label_separator)
     with make_progress(progress and stderr.is_terminal) as bar:
         task = bar.add_task("evaluating", total=None)
-        result = evaluate_dataset(backend, backend.multi_label, str(data), fmt, settings, batch_size,
+        result = evaluate_dataset(backend, str(data), fmt, settings, batch_size,
                                   pooling.value, on_clip=lambda: bar.advance(task))
     for bad in result.skipped:
         sys.stderr.write(f"warning: {bad.path}: {bad.reason} (left out)\n")

@@ -68,7 +68,7 @@ def score_clips(backend: Backend, paths: list[str], settings: WindowSettings, ba
     return matrix, scored, bad
 
 
-def evaluate_dataset(backend: Backend, multi_label: bool, data: str, fmt: ManifestFormat,
+def evaluate_dataset(backend: Backend, data: str, fmt: ManifestFormat,
                      settings: WindowSettings, batch_size: int, pooling: str,
                      on_clip: Callable[[], None] | None = None) -> EvalResult:
     """Tag every clip of ``data`` (manifest or class folders) and score it against its labels.
@@ -81,8 +81,8 @@ def evaluate_dataset(backend: Backend, multi_label: bool, data: str, fmt: Manife
         raise TaggerError(f"{data}: none of the {len(examples)} clips could be decoded "
                           f"(e.g. {skipped[0].path}: {skipped[0].reason})")
     targets = target_matrix([examples[i] for i in scored], backend.labels)
-    metrics = evaluate_scores(targets, scores, single_label=not multi_label)
-    return EvalResult(backend.name, list(backend.labels), len(scored), multi_label, metrics, skipped)
+    metrics = evaluate_scores(targets, scores, single_label=not backend.multi_label)
+    return EvalResult(backend.name, list(backend.labels), len(scored), backend.multi_label, metrics, skipped)
 
 
 def print_report(result: EvalResult, console: Console, top: int | None) -> None:

@@ -109,11 +109,11 @@ def report_map(model: AudioTagger, backend: OnnxBackend, labelled: Path, echo: E
     from tagger.data import ManifestFormat
     from tagger.evaluate import evaluate_dataset
     from tagger.inference import TorchBackend
-    from tagger.tagging import WindowSettings
+    from tagger.tagging import DEFAULT_BATCH_SIZE, WindowSettings
 
     def score(candidate: Backend) -> EvalResult:
-        return evaluate_dataset(candidate, model.multi_label, str(labelled), ManifestFormat(),
-                                WindowSettings(), batch_size=8, pooling="max")
+        return evaluate_dataset(candidate, str(labelled), ManifestFormat(), WindowSettings(),
+                                batch_size=DEFAULT_BATCH_SIZE, pooling="max")
 
     reference = score(TorchBackend(model, device="cpu"))
     exported = score(backend)
