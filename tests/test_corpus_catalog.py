@@ -14,6 +14,7 @@ from tagger.corpus.catalog import (
     DIR,
     FILE,
     NUMBERED,
+    RULE,
     RULES,
     Rule,
     fingerprint,
@@ -21,7 +22,7 @@ from tagger.corpus.catalog import (
     scan,
 )
 from tagger.corpus.classes import CLASSES
-from tagger.corpus.licences import licence_for, parse_dep5
+from tagger.corpus.licences import licence_for, package_stanzas, parse_dep5
 
 PKG = "fake-data"
 ROOT = "usr/share/games/fake/"
@@ -274,3 +275,74 @@ def test_scratch_media_map_to_their_copyright_stanza() -> None:
     media = "usr/share/scratch/Media/Sounds/Human/Laugh-female.wav"
     assert licence_for(stanzas, "scratch", [media]) == "CC-BY-SA-3.0"
     assert licence_for(stanzas, "scratch", ["usr/share/scratch/Scratch.image"]) == "GPL-2"
+
+
+def test_engine_weather_strum_and_taunt_rules() -> None:
+    sar = "usr/share/games/searchandrescue/sounds/"
+    assert match_rule(RULES, "searchandrescue-data", sar + "hh65/engine_start.wav").labels == ("Helicopter",)
+    assert match_rule(RULES, "searchandrescue-data", sar + "jet_engine_outside.wav").labels == ("Aircraft",)
+    assert match_rule(RULES, "searchandrescue-data", sar + "thunder_loud.wav").labels == ("Thunder",)
+    for unused in ("gear_down.wav", "crash_ground.wav", "helicopter_wheel_screech.wav", "splash_human.wav"):
+        assert match_rule(RULES, "searchandrescue-data", sar + unused) is None, unused
+    strums = "usr/share/hydrogen/data/drumkits/belofilms_GuitarStrums/"
+    first, other = (match_rule(RULES, "hydrogen-drumkits-effects", strums + name)
+                    for name in ("Amajor_00.flac", "Gsharp minor7b5_DOWN_03.flac"))
+    assert first.labels == ("Acoustic guitar",) and first == other  # one guitar, one session: one group
+    torcs = "usr/share/games/torcs/data/sound/"
+    assert match_rule(RULES, "torcs-data", torcs + "renault-v10.wav").labels == ("Car",)
+    assert match_rule(RULES, "torcs-data", torcs + "viper_long.wav").group == RULE
+    for unused in ("crash1.wav", "skid_tyres.wav", "backfire_loop.wav", "turbo1.wav"):
+        assert match_rule(RULES, "torcs-data", torcs + unused) is None, unused
+    flare = "usr/share/games/flare/mods/fantasycore/"
+    assert match_rule(RULES, "flare-game", flare + "music/wind_ambient.ogg").labels is None
+    assert match_rule(RULES, "flare-game", flare + "music/town_theme.ogg").labels == ("Music",)
+    assert match_rule(RULES, "flare-game", flare + "soundfx/environment/raven_loop.ogg").labels == ("Bird",)
+    assert match_rule(RULES, "flare-game", flare + "soundfx/npcs/male_merchant_02.ogg").labels == ("Speech",)
+    assert match_rule(RULES, "flare-game", flare + "soundfx/door_open.ogg") is None
+    wz = "usr/share/games/warzone2100/base.wz:audio/"
+    assert match_rule(RULES, "warzone2100-data", wz + "taunts/taunt2/hahaha2.ogg").labels == ("Laughter",)
+    assert match_rule(RULES, "warzone2100-data", wz + "taunts/taunt2/tkethat2.ogg").labels == ("Speech",)
+    assert match_rule(RULES, "warzone2100-data", wz + "sfx/misc/scream2.ogg").labels == ("Screaming",)
+    assert match_rule(RULES, "warzone2100-data", wz + "nexus/laugh1.ogg") is None  # processed
+
+
+def test_wz_archives_are_read_like_zip_archives(tmp_path: Path) -> None:
+    root = make_package(tmp_path / "pkgs")
+    archive = root / ROOT / "base.wz"
+    archive.parent.mkdir(parents=True)
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.write(write(tmp_path / "l.wav", noise(0.6, seed=34)), "audio/taunts/t1/haha1.wav")
+    rules = [Rule(PKG, ROOT + "base.wz:audio/taunts/*/haha*.wav", ("Laughter",), DIR)]
+    [laugh] = scan(rules, tmp_path / "pkgs", tmp_path / "work")
+    assert laugh.labels == ("Laughter",) and laugh.group == f"{PKG}:{ROOT}base.wz:audio/taunts/t1"
+
+
+def test_guitar_strums_take_their_kit_archive_stanza(tmp_path: Path) -> None:
+    copyright_text = (
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+        "Files: *\nLicense: GPL-2+\n\n"
+        "Files: drumkits/belofilms_GuitarStrums.h2drumkit\nLicense: CC-BY-3.0\n"
+    )
+    stanzas = parse_dep5(copyright_text)
+    kits = "usr/share/hydrogen/data/drumkits/"
+    package = "hydrogen-drumkits-effects"
+    assert licence_for(stanzas, package, [kits + "belofilms_GuitarStrums/Amajor_00.flac"]) == "CC-BY-3.0"
+    assert licence_for(stanzas, package, [kits + "Audiophob/kick.flac"]) == "GPL-2+"
+
+
+def test_a_package_without_dep5_copyright_gets_its_hand_read_licence(tmp_path: Path) -> None:
+    package = "searchandrescue-data"
+    doc = tmp_path / package / "usr/share/doc" / package
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text("This software is Copyright (C) 1999-2004 WolfPack Entertainment\n"
+                                   "You are free to distribute this software under the terms of\n"
+                                   "the GNU General Public License.\n")
+    stanzas = package_stanzas(tmp_path / package, package)
+    sound = "usr/share/games/searchandrescue/sounds/thunder_loud.wav"
+    assert licence_for(stanzas, package, [sound]) == "GPL"
+    assert package_stanzas(tmp_path / "missing", package) == []
+    other = tmp_path / "other-data" / "usr/share/doc/other-data"
+    other.mkdir(parents=True)
+    (other / "copyright").write_text("Free to use.\n")
+    unread = package_stanzas(tmp_path / "other-data", "other-data")
+    assert licence_for(unread, "other-data", [sound]) == "unknown"

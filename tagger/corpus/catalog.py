@@ -1,7 +1,7 @@
 """Recorded sources from Debian game/speech/UI-sound packages, labelled by an explicit rule table.
 
 Every rule names a package, a glob on the file's path inside the package (for a member of a
-`.pk3` or `.zip` archive: ``<archive path>:<member path>``) and the leaf labels the file gets; rules
+`.pk3`, `.zip` or `.wz` archive: ``<archive path>:<member path>``) and the leaf labels the file gets; rules
 with ``labels=None`` exclude what they match, and the first matching rule wins. The table was
 checked file by file against the extracted packages (names, directories, durations and, for the
 doubtful ones, simple signal statistics); files no rule matches are not used.
@@ -31,7 +31,7 @@ from tagger.corpus.licences import Stanza, licence_for, package_stanzas
 from tagger.corpus.source import Source
 
 AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".flac")
-ARCHIVE_SUFFIXES = (".pk3", ".zip")
+ARCHIVE_SUFFIXES = (".pk3", ".zip", ".wz")  # .wz: Warzone 2100's zip archives
 MIN_SECONDS = 0.15
 SILENCE_PEAK = 1e-3  # -60 dBFS: quieter than this all through is silence
 FINGERPRINT_SECONDS = 20.0
@@ -424,10 +424,88 @@ def _scratch_rules() -> list[Rule]:
     ])
 
 
+
+def _searchandrescue_rules() -> list[Rule]:
+    """Search and Rescue's engine and weather sounds (GPL; its copyright file is not DEP-5, see
+    licences.py): helicopter turbines (a generic one, the HH-60 and the HH-65), jet engines heard
+    inside and outside the cockpit, thunder. An aircraft's start, run and shutdown may be cuts of
+    one session, so each aircraft is one group; the landing, gear, flap and crash sounds are not
+    used."""
+    return _rules("searchandrescue-data", "usr/share/games/searchandrescue/", [
+        ("music/*.wav", MUSIC, FILE),
+        ("sounds/helicopter_engine_*.wav", HELICOPTER, RULE),
+        ("sounds/hh60/engine_*.wav", HELICOPTER, RULE),
+        ("sounds/hh65/engine_*.wav", HELICOPTER, RULE),
+        ("sounds/jet_engine_*.wav", AIRCRAFT, RULE),
+        ("sounds/thunder_*.wav", THUNDER, RULE),
+    ])
+
+
+def _guitar_strum_rules() -> list[Rule]:
+    """belofilms' "AC-Guitar-Strums" Hydrogen kit (CC-BY-3.0): 2-second strums of every major,
+    minor and half-diminished chord, up and down, on one acoustic guitar in one session: one group."""
+    kit = "usr/share/hydrogen/data/drumkits/belofilms_GuitarStrums/"
+    return _rules("hydrogen-drumkits-effects", kit, [("*.flac", ACOUSTIC_GUITAR, RULE)])
+
+
+def _torcs_rules() -> list[Rule]:
+    """TORCS's engine loops (GPL-2+), one real car each (the Viper and Evo VII takes are one group
+    per car), and tyres rolling on the road. Crashes, skids, gear changes, backfires and the
+    turbo whistle are not used."""
+    engines = (
+        "206_engine", "935", "944", "alpha-romeo", "clkdtmb2", "corolla1400hi2", "engine-1",
+        "f360", "ferrarif355", "ferrarif50", "ford1b", "ford2c", "gt40", "impreza2002_engine",
+        "lamborghinidiablo", "lotus", "mclarenf1", "nsx", "porsche_engine", "renault-v10", "xj220",
+        "road-ride",
+    )
+    return _rules("torcs-data", "usr/share/games/torcs/", [
+        ("data/music/*.ogg", MUSIC, FILE),
+        ("data/sound/*viper*.wav", CAR, RULE),
+        ("data/sound/evo7_engine*.wav", CAR, RULE),
+        *[(f"data/sound/{name}.wav", CAR, FILE) for name in engines],
+    ])
+
+
+def _flare_rules() -> list[Rule]:
+    """Flare's ambiences, footsteps and merchants' lines (CC-BY-SA-3.0+). The bird loop has a
+    faint pulsing insect-like sound under the chirps; it is labelled by the birds only. The door,
+    chest and creature sounds are not used."""
+    core = "fantasycore/soundfx/"
+    ambience = core + "environment/"
+    return _rules("flare-game", "usr/share/games/flare/mods/", [
+        ("fantasycore/music/wind_ambient.ogg", EXCLUDE, FILE),  # a noise ambience, no music
+        ("*/music/*.ogg", MUSIC, FILE),
+        ("empyrean_campaign/soundfx/environment/rain.ogg", RAIN, FILE),
+        (ambience + "bird_twitter_loop.ogg", BIRD, FILE),
+        (ambience + "forest_owl_loop.ogg", BIRD, FILE),
+        (ambience + "raven_loop.ogg", BIRD, FILE),
+        (ambience + "river_loop.ogg", WATER, FILE),
+        (ambience + "cave_droplets_loop.ogg", WATER, FILE),
+        (ambience + "open_fire*.ogg", FIRE, RULE),
+        (ambience + "wind_loop.ogg", WIND, FILE),
+        (ambience + "cave_wind_loop.ogg", WIND, FILE),
+        (core + "steps/step_*.ogg", STEPS, NUMBERED),
+        (core + "npcs/female_merchant_*.ogg", SPEECH, RULE),
+        (core + "npcs/male_merchant_*.ogg", SPEECH, RULE),
+    ])
+
+
+def _warzone_rules() -> list[Rule]:
+    """Warzone 2100's taunts (three actors, each a group: laughs and lines) and its three screams
+    (GPL-2+). The radio voices are band-limited and NEXUS's laughs are processed: not used."""
+    audio = "usr/share/games/warzone2100/base.wz:audio/"
+    return _rules("warzone2100-data", audio, [
+        ("taunts/*/haha*.ogg", LAUGH, DIR),
+        ("taunts/*/*.ogg", SPEECH, DIR),
+        ("sfx/misc/scream*.ogg", SCREAM, NUMBERED),
+    ])
+
 RULES: tuple[Rule, ...] = (
     *_asterisk_rules(), *_hedgewars_rules(), *_btanks_rules(), *_etw_rules(), *_lincity_rules(),
     *_lugaru_rules(), *_megaglest_rules(), *_scorched3d_rules(), *_ufoai_rules(),
-    *_openarena_rules(), *_zeroad_rules(), *_qabcs_rules(), *_scratch_rules(), *_distractor_rules(),
+    *_openarena_rules(), *_zeroad_rules(), *_qabcs_rules(), *_scratch_rules(),
+    *_searchandrescue_rules(), *_guitar_strum_rules(), *_torcs_rules(), *_flare_rules(),
+    *_warzone_rules(), *_distractor_rules(),
 )
 
 

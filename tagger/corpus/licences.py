@@ -32,6 +32,23 @@ SOURCE_PREFIXES: dict[str, tuple[tuple[str, str], ...]] = {
     "scratch": (("usr/share/scratch/", ""),),
 }
 
+# Installed directories unpacked from one upstream archive that the copyright file names instead
+# of its members: every file under the directory gets the archive's path as another candidate.
+SOURCE_ARCHIVES: dict[str, tuple[tuple[str, str], ...]] = {
+    "hydrogen-drumkits-effects": (
+        ("usr/share/hydrogen/data/drumkits/belofilms_GuitarStrums/",
+         "drumkits/belofilms_GuitarStrums.h2drumkit"),
+    ),
+}
+
+# Packages whose copyright file is not machine-readable (no DEP-5 `Files:` stanzas): the one
+# licence it states for the whole package, read by hand.
+WHOLE_PACKAGE_LICENCES: dict[str, str] = {
+    # "You are free to distribute this software under the terms of the GNU General Public
+    # License." (no version given)
+    "searchandrescue-data": "GPL",
+}
+
 
 @dataclass(frozen=True)
 class Stanza:
@@ -86,6 +103,8 @@ def _candidate_paths(package: str, paths: list[str]) -> list[str]:
     candidates = list(paths)
     for installed, source in SOURCE_PREFIXES.get(package, ()):
         candidates += [source + p[len(installed):] for p in paths if p.startswith(installed)]
+    for installed, archive in SOURCE_ARCHIVES.get(package, ()):
+        candidates += [archive for p in paths if p.startswith(installed)]
     return candidates
 
 
@@ -104,12 +123,16 @@ def licence_for(stanzas: list[Stanza], package: str, paths: list[str]) -> str:
 
 
 def package_stanzas(package_root: Path, package: str) -> list[Stanza]:
-    """The stanzas of ``usr/share/doc/<package>/copyright`` under ``package_root`` (none if absent)."""
+    """The stanzas of ``usr/share/doc/<package>/copyright`` under ``package_root`` (none if absent);
+    for a package of WHOLE_PACKAGE_LICENCES, one stanza covering every file."""
     path = package_root / "usr/share/doc" / package / "copyright"
     try:
-        return parse_dep5(path.read_text(encoding="utf-8", errors="replace"))
+        text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return []
+    if package in WHOLE_PACKAGE_LICENCES:
+        return [Stanza((re.compile(".*"),), WHOLE_PACKAGE_LICENCES[package])]
+    return parse_dep5(text)
 
 
 def package_licence(packages_dir: Path, package: str, paths: Iterable[str]) -> str:
