@@ -346,3 +346,14 @@ def test_a_package_without_dep5_copyright_gets_its_hand_read_licence(tmp_path: P
     (other / "copyright").write_text("Free to use.\n")
     unread = package_stanzas(tmp_path / "other-data", "other-data")
     assert licence_for(unread, "other-data", [sound]) == "unknown"
+
+
+def test_flightgear_rules_take_engines_rotors_and_weather_only() -> None:
+    fg = "usr/share/games/flightgear/"
+    assert match_rule(RULES, "flightgear-data-base", fg + "Sounds/turboprop1.wav").labels == ("Aircraft",)
+    assert match_rule(RULES, "flightgear-data-base", fg + "Sounds/rotor-2blade.wav").labels == ("Helicopter",)
+    assert match_rule(RULES, "flightgear-data-base", fg + "Sounds/thunder2.wav").labels == ("Thunder",)
+    assert match_rule(RULES, "flightgear-data-base", fg + "Aircraft/c172p/Sounds/door-opening.wav").group == RULE
+    for unused in ("Sounds/wind-8khz.wav", "Sounds/gear-hrn.wav", "Sounds/mk-viii/bank-angle.wav",
+                   "Aircraft/c172p/Sounds/crash.wav", "Aircraft/c172p/Sounds/click.wav"):
+        assert match_rule(RULES, "flightgear-data-base", fg + unused) is None, unused

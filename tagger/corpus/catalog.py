@@ -500,12 +500,41 @@ def _warzone_rules() -> list[Rule]:
         ("sfx/misc/scream*.ogg", SCREAM, NUMBERED),
     ])
 
+
+def _flightgear_rules() -> list[Rule]:
+    """FlightGear's shared and Cessna 172P sounds (GPL-2+): propeller, piston, turboprop and jet
+    engines, helicopter rotors, thunder, rain, wind, waves, the seaplane's floats in water, doors.
+    The Cessna's doors are one group; cockpit clicks, warnings, gears,
+    tyres, crashes and the band-limited `wind-8khz` are not used."""
+    sounds = "Sounds/"
+    cessna = "Aircraft/c172p/Sounds/"
+    engines = ("engine-prop", "prop", "p51d_rpm1", "R-1535Slow", "jet", "turboprop1", "turbojet_fan",
+               "turbine_loop")
+    return _rules("flightgear-data-base", "usr/share/games/flightgear/", [
+        *[(f"{sounds}{name}.wav", AIRCRAFT, FILE) for name in engines],
+        (cessna + "engine.wav", AIRCRAFT, FILE),
+        (cessna + "engine-idle.wav", AIRCRAFT, FILE),
+        *[(f"{sounds}{name}.wav", HELICOPTER, FILE)
+          for name in ("helicopter", "rotor", "rotor-2blade", "blade_vortex")],
+        (sounds + "thunder.wav", THUNDER, FILE),
+        (sounds + "thunder[0-9].wav", THUNDER, NUMBERED),
+        (sounds + "rain.wav", RAIN, FILE),
+        (sounds + "rain-windshield.wav", RAIN, FILE),
+        (sounds + "wind.wav", WIND, FILE),
+        (sounds + "wind1.wav", WIND, FILE),
+        (sounds + "wave.wav", WATER, FILE),
+        (cessna + "water-still.wav", WATER, FILE),
+        (cessna + "water-fast.wav", WATER, FILE),
+        (sounds + "door_close.wav", DOOR, FILE),
+        (cessna + "door-*.wav", DOOR, RULE),
+    ])
+
 RULES: tuple[Rule, ...] = (
     *_asterisk_rules(), *_hedgewars_rules(), *_btanks_rules(), *_etw_rules(), *_lincity_rules(),
     *_lugaru_rules(), *_megaglest_rules(), *_scorched3d_rules(), *_ufoai_rules(),
     *_openarena_rules(), *_zeroad_rules(), *_qabcs_rules(), *_scratch_rules(),
     *_searchandrescue_rules(), *_guitar_strum_rules(), *_torcs_rules(), *_flare_rules(),
-    *_warzone_rules(), *_distractor_rules(),
+    *_warzone_rules(), *_flightgear_rules(), *_distractor_rules(),
 )
 
 

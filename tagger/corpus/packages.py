@@ -23,6 +23,7 @@ PACKAGES: tuple[str, ...] = (
     "fluid-soundfont-gm", "lmms-common", "sonic-pi-samples", "hydrogen-data",
     "lomiri-sounds", "sound-theme-freedesktop", "0ad-data", "qabcs-data", "scratch",
     "searchandrescue-data", "hydrogen-drumkits-effects", "torcs-data", "flare-game", "warzone2100-data",
+    "flightgear-data-base",
 )
 TOOLS: dict[str, str] = {"fluidsynth": "fluidsynth", "espeak-ng": "espeak-ng"}  # program -> apt package
 
