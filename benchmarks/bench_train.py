@@ -76,7 +76,7 @@ def run_one(args: argparse.Namespace) -> dict:
     from tagger.frontend import FrontendConfig, MelFrontend
     from tagger.hardware import autocast, resolve_device, resolve_precision
     from tagger.model import PaSST, PaSSTConfig, grid_for_frames
-    from tagger.train import mixup
+    from tagger.augment import mixup
 
     torch.manual_seed(0)
     if args.threads:

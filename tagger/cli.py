@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import __version__
+from .augment import CONDITIONS_HELP
 from .errors import TaggerError
 from .tagging import DEFAULT_BATCH_SIZE
 
@@ -403,6 +404,7 @@ def train_command(
     mixup_alpha: float = typer.Option(0.3, "--mixup", help="Mixup of spectrograms with lambda ~ Beta(a, a), max(l, 1-l) (0: off)."),
     gain: bool = typer.Option(True, "--gain/--no-gain", help="Random gain of -7..+6 dB per clip."),
     roll: float = typer.Option(0.25, "--roll", help="Random circular shift of up to this many seconds (0: off)."),
+    conditions: float = typer.Option(0.0, "--conditions", min=0.0, max=1.0, help=CONDITIONS_HELP),
     spec_augment: bool = typer.Option(False, "--spec-augment/--no-spec-augment", help="Front-end train mode: mel band-edge jitter and frequency/time masks (PaSST's recipe; off by default, frequency masks hide sounds that live in a few bands)."),
     weighted_sampling: bool = typer.Option(True, "--weighted-sampling/--no-weighted-sampling", help="Draw clips of rare labels more often."),
     swa_start: Optional[int] = typer.Option(None, "--swa-start", min=1, help="Average the weights of this epoch and later into swa.pt."),
@@ -436,7 +438,7 @@ def train_command(
         window=window, freeze_backbone=freeze_backbone, backbone_lr_scale=backbone_lr_scale, epochs=epochs,
         batch_size=batch_size, accumulate=accumulate, lr=lr, weight_decay=weight_decay,
         warmup_epochs=warmup_epochs, clip_grad=clip_grad, patchout_t=patchout_t, patchout_f=patchout_f,
-        u_patchout=u_patchout, mixup=mixup_alpha, gain=gain, roll=roll, spec_augment=spec_augment,
+        u_patchout=u_patchout, mixup=mixup_alpha, gain=gain, roll=roll, conditions=conditions, spec_augment=spec_augment,
         weighted_sampling=weighted_sampling, swa_start=swa_start, precision=precision.value, device=device,
         workers=workers, threads=threads, seed=seed, cache_dir=str(cache_dir) if cache_dir else None,
         checkpoint_every=checkpoint_every, max_bad=max_bad, name=name, progress=progress,
@@ -588,12 +590,13 @@ def corpus_command(
     heldout_clips: int = typer.Option(1500, "--heldout-clips", min=1, help="Clips in the held-out split."),
     heldout_fraction: float = typer.Option(0.25, "--heldout-fraction", min=0.0, max=0.9, help="Share of each class's source recordings held out; 0 holds none out (every source trains, no heldout.csv)."),
     workers: int = typer.Option(2, "--workers", min=1, help="Processes that decode sources and write clips."),
+    conditions: float = typer.Option(0.0, "--conditions", min=0.0, max=1.0, help=CONDITIONS_HELP + " Training split only."),
 ) -> None:
     """Build the offline training corpus of the default model from Debian packages (needs apt-get, fluidsynth, espeak-ng)."""
     from .corpus.build import CorpusOptions, build_corpus
 
     opts = CorpusOptions(out=out, cache=cache, seed=seed, train_clips=train_clips, heldout_clips=heldout_clips,
-                         heldout_fraction=heldout_fraction, workers=workers)
+                         heldout_fraction=heldout_fraction, workers=workers, conditions=conditions)
     summary = build_corpus(opts, report=lambda message: stderr.print(message))
     timings = summary["timings"]
     stderr.print(f"{out}: {summary['clips']['train']} training and {summary['clips']['heldout']} held-out clips "

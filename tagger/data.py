@@ -26,6 +26,7 @@ from torch.utils.data import Dataset, Sampler
 
 from .atomic import atomic_write
 from .audio import load_audio, probe
+from .augment import NO_AUGMENT, Augment, augment_clip
 from .errors import TaggerError
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".opus", ".w64"}
@@ -232,24 +233,16 @@ class AudioCache:
         return audio
 
 
-@dataclass(frozen=True)
-class Augment:
-    """Waveform augmentations of training clips."""
-
-    gain_db: tuple[float, float] | None = (-7.0, 6.0)
-    roll_samples: int = 0
-
-
 class ClipDataset(Dataset):
     """Fixed-length training clips with their target vectors.
 
-    Items are keyed ``(clip index, draw id)``: the crop, gain and roll come from a generator seeded by
+    Items are keyed ``(clip index, draw id)``: the crop and the augmentations (`tagger.augment`) come from a generator seeded by
     ``(seed, draw id)``, so a resumed run sees exactly the data it would have seen. Short clips are
     zero-padded at the end. (Validation does not crop: it tags whole clips as ``tagger eval`` does.)
     """
 
     def __init__(self, examples: list[Example], labels: list[str], window: int, sample_rate: int,
-                 seed: int = 0, augment: Augment | None = None, cache: AudioCache | None = None) -> None:
+                 seed: int = 0, augment: Augment = NO_AUGMENT, cache: AudioCache | None = None) -> None:
         self.examples = examples
         self.targets = target_matrix(examples, labels)
         self.window = window
@@ -276,14 +269,7 @@ class ClipDataset(Dataset):
             return (torch.zeros(self.window), torch.from_numpy(self.targets[index]), index,
                     error_reason(exc, path))
         rng = np.random.default_rng([self.seed, draw])
-        start = int(rng.integers(0, max(0, len(audio) - self.window) + 1))
-        clip = audio[start:start + self.window]
-        if self.augment and self.augment.gain_db:
-            clip = clip * np.float32(10.0 ** (rng.uniform(*self.augment.gain_db) / 20.0))
-        if self.augment and self.augment.roll_samples:
-            limit = self.augment.roll_samples
-            clip = np.roll(clip, int(rng.integers(-limit, limit + 1)))
-        clip = np.pad(clip, (0, self.window - len(clip))).astype(np.float32)
+        clip = augment_clip(self.augment, rng, audio, self.window, self.sample_rate)
         return torch.from_numpy(clip), torch.from_numpy(self.targets[index]), index, ""
 
 

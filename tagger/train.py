@@ -37,7 +37,8 @@ from torch.utils.data import DataLoader
 from . import __version__
 from .atomic import atomic_write, remove_stale_temporaries
 from .checkpoint import atomic_save, load_checkpoint, model_file_contents, read_file
-from .data import (Augment, AudioCache, BadClip, ClipDataset, DataError, EpochSampler, Example,
+from .augment import GAIN_DB, Augment, check_conditions_available, mixup
+from .data import (AudioCache, BadClip, ClipDataset, DataError, EpochSampler, Example,
                    ManifestFormat, check_labels, probe_clips, read_examples, read_labels_file,
                    sample_weights, stratified_split, target_matrix, vocabulary)
 from .embedded import EMBEDDED_MODEL
@@ -107,6 +108,7 @@ class TrainOptions:
     mixup: float = 0.3
     gain: bool = True
     roll: float = 0.25
+    conditions: float = 0.0  # share of training clips given random recording conditions (tagger.augment)
     spec_augment: bool = False
     weighted_sampling: bool = True
     swa_start: int | None = None
@@ -310,15 +312,6 @@ def learning_rate(step: int, total: int, warmup: int, peak: float) -> float:
     return peak * max(MIN_LR_RATIO, 1.0 - progress * (1.0 - MIN_LR_RATIO))
 
 
-def mixup(mel: torch.Tensor, targets: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mix each spectrogram with another of the batch; lambda ~ Beta(alpha, alpha), kept >= 0.5."""
-    lam = torch.distributions.Beta(alpha, alpha).sample((mel.shape[0],)).to(mel.device)
-    lam = torch.maximum(lam, 1.0 - lam)
-    partner = torch.randperm(mel.shape[0], device=mel.device)
-    mixed = lam[:, None, None] * mel + (1.0 - lam[:, None, None]) * mel[partner]
-    return mixed, lam[:, None] * targets + (1.0 - lam[:, None]) * targets[partner]
-
-
 def loss_of(logits: torch.Tensor, targets: torch.Tensor, multi_label: bool) -> torch.Tensor:
     if multi_label:
         return nn.functional.binary_cross_entropy_with_logits(logits, targets)
@@ -442,6 +435,10 @@ class Trainer:
                                 "--roll cannot be negative")
         if not 0 <= o.backbone_lr_scale:
             raise TrainingError("--backbone-lr-scale cannot be negative")
+        if not 0 <= o.conditions <= 1:
+            raise TrainingError("--conditions must be between 0 and 1")
+        if o.conditions > 0:
+            check_conditions_available()
 
     def _train_frontend(self) -> MelFrontend:
         """The front-end in train mode (fmin/fmax jitter, masks with the time mask scaled to the
@@ -456,7 +453,8 @@ class Trainer:
         o, split = self.opts, self.split
         rate = self.model.sample_rate
         cache = AudioCache(o.cache_dir, rate) if o.cache_dir else None
-        augment = Augment(gain_db=(-7.0, 6.0) if o.gain else None, roll_samples=int(o.roll * rate))
+        augment = Augment(gain_db=GAIN_DB if o.gain else None, roll_samples=int(o.roll * rate),
+                          conditions=o.conditions)
         self.train_set = ClipDataset(split.train, split.labels, self.window, rate, o.seed, augment, cache)
         weights = sample_weights(self.train_set.targets) if o.weighted_sampling else None
         self.sampler = EpochSampler(len(self.train_set), o.seed, self.dist.rank, self.dist.world_size,

@@ -108,8 +108,9 @@ def _final_weights(out: Path) -> dict[str, torch.Tensor]:
 
 
 def test_sigkill_mid_epoch_then_resume_finishes_exactly(dataset, tmp_path):
+    # with recording conditions on: their random chains are seeded by the draw, as the crops are
     args = ["train", dataset / "train", "--val", dataset / "val", "--epochs", 2, "--checkpoint-every", 2,
-            *TINY]
+            "--conditions", 0.5, *TINY]
     reference = tmp_path / "reference"
     assert tagger(*args, "--out", reference).returncode == 0
 
@@ -208,6 +209,18 @@ def test_bad_input_is_one_line(args, message, dataset, trained, tmp_path):
     assert result.returncode in (1, 2)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_conditions_without_pedalboard_is_one_line(dataset, tmp_path):
+    blocker = tmp_path / "site" / "pedalboard"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('not installed')\n")
+    result = subprocess.run([sys.executable, "-m", "tagger", "train", str(dataset / "train"), "--out",
+                             str(tmp_path / "run"), "--conditions", "0.5", *TINY], capture_output=True,
+                            text=True, env={**env(), "PYTHONPATH": str(blocker.parent)}, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: --conditions needs pedalboard (a training extra): pip install 'tagger[augment]'"
+    assert not (tmp_path / "run" / "last.pt").exists()
 
 
 def test_an_existing_run_is_not_overwritten(trained, dataset):

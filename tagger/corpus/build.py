@@ -29,6 +29,7 @@ import numpy as np
 import soundfile as sf
 
 from tagger.audio import stream_audio
+from tagger.augment import check_conditions_available
 from tagger.errors import TaggerError
 
 from .catalog import recorded_sources
@@ -54,6 +55,7 @@ class CorpusOptions:
     heldout_clips: int = 1500
     heldout_fraction: float = 0.25
     workers: int = 2
+    conditions: float = 0.0  # share of training clips given random recording conditions
 
 
 def _load_source(path: Path) -> np.ndarray:
@@ -116,6 +118,8 @@ def build_corpus(opts: CorpusOptions, report: Callable[[str], None] = print) -> 
     """Build the whole corpus into ``opts.out``; returns the summary written to corpus.json."""
     check_against_audioset()
     check_tools()
+    if opts.conditions > 0:
+        check_conditions_available()
     if opts.out.exists():
         raise CorpusError(f"{opts.out} already exists: remove it or choose another folder")
     started = time.perf_counter()
@@ -155,7 +159,8 @@ def build_corpus(opts: CorpusOptions, report: Callable[[str], None] = print) -> 
         mark = time.perf_counter()
         members = [i for i, s in enumerate(sources) if assignment[s.group] == split]
         pools = Pools([sources[i] for i in members])
-        maker = ClipMaker(pools, [audio[i] for i in members], opts.seed, SPLIT_CODES[split])
+        conditions = opts.conditions if split == TRAIN else 0.0  # the held-out split stays as recorded
+        maker = ClipMaker(pools, [audio[i] for i in members], opts.seed, SPLIT_CODES[split], conditions)
         report(f"writing {count} {split} clips from {len(members)} sources")
         rows = []
         for index, labels, parts in _make_clips(maker, partial / split, count, opts.workers):
@@ -175,6 +180,7 @@ def build_corpus(opts: CorpusOptions, report: Callable[[str], None] = print) -> 
     summary = {
         "seed": opts.seed,
         "heldout_fraction": opts.heldout_fraction,
+        "conditions": opts.conditions,
         "clips": clip_counts,
         "sources": len(sources),
         "groups_per_class": split_summary(sources, assignment),

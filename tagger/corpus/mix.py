@@ -3,7 +3,9 @@
 Each clip is drawn from its own random generator seeded by ``(seed, split, clip index)``, so a clip's
 content depends on nothing else (the build is deterministic whatever the number of worker processes).
 A clip is 1-10 s long and holds one to three labelled sources (its labels are the union, plus the
-parents they imply), sometimes an unlabelled distractor, and often a faint room tone.
+parents they imply), sometimes an unlabelled distractor, and often a faint room tone. With
+``conditions`` set, that share of the clips then goes through a random recording-condition chain
+(`tagger.augment.recording_conditions`), except clips holding exact test signals.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tagger.audio import MODEL_SAMPLE_RATE
+from tagger.augment import recording_conditions
 
 from .classes import CLASSES, with_implied
 from .dsp import fade
@@ -30,7 +33,8 @@ DISTRACTOR_DB = (-14.0, -4.0)
 ROOM_TONE_DB = (-45.0, -25.0)
 SPEED_ODDS, SPEED_RANGE = 0.5, (0.9, 1.1)  # resampling factor: pitch and tempo together
 FADE_SECONDS = 0.005
-UNVARIED_PACKAGES = {"procedural"}  # exact signals (DTMF pairs, pure tones) keep their frequencies
+CONDITIONS_STREAM = 1  # seeds the recording conditions of a clip apart from its mix
+UNVARIED_PACKAGES = {"procedural"}  # exact signals (DTMF pairs, tones, noise colours) keep their spectra
 
 
 @dataclass(frozen=True)
@@ -113,11 +117,13 @@ def _room_tone(rng: np.random.Generator, length: int) -> np.ndarray:
 class ClipMaker:
     """Draws clips from one split's sources (``audio[i]`` is source ``i`` at 32 kHz mono)."""
 
-    def __init__(self, pools: Pools, audio: list[np.ndarray], seed: int, split_code: int) -> None:
+    def __init__(self, pools: Pools, audio: list[np.ndarray], seed: int, split_code: int,
+                 conditions: float = 0.0) -> None:
         self.pools = pools
         self.audio = audio
         self.seed = seed
         self.split_code = split_code
+        self.conditions = conditions
 
     def make(self, index: int) -> Clip:
         rng = np.random.default_rng([self.seed, self.split_code, index])
@@ -141,6 +147,11 @@ class ClipMaker:
                                      labelled=False)
         if rng.random() < ROOM_TONE_ODDS:
             mix += _room_tone(rng, length) * np.float32(_db(level + rng.uniform(*ROOM_TONE_DB)))
+        exact = any(self.pools.sources[part.source].package in UNVARIED_PACKAGES for part in parts)
+        if self.conditions > 0 and not exact:  # own generator: the mix is the same with or without
+            conditions_rng = np.random.default_rng([self.seed, self.split_code, index, CONDITIONS_STREAM])
+            if conditions_rng.random() < self.conditions:
+                mix = recording_conditions(conditions_rng, mix, SAMPLE_RATE)
         peak = float(np.max(np.abs(mix))) if mix.size else 0.0
         if peak > 0.99:
             mix *= np.float32(0.99 / peak)
