@@ -1,23 +1,30 @@
-"""Pure parts of the rendered corpus: MIDI writer, procedural signals, typing, determinism.
+"""The rendered corpus: MIDI writer, procedural signals, typing, determinism, renderers and groups.
 
-fluidsynth, espeak-ng and the Debian packages are not needed.
+fluidsynth, espeak-ng and the Debian packages are not needed, except by the real renders at the end
+(skipped without fluidsynth or the unpacked soundfonts).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
-from tagger.corpus import compose, keyboard, procedural
+from tagger.corpus import compose, keyboard, procedural, render, samples
 from tagger.corpus.dsp import SR, pitch_shift
 from tagger.corpus.licences import package_licence
-from tagger.corpus.midi import TICKS_PER_SECOND, Control, Note, midi_bytes, varlen
+from tagger.corpus.midi import DRUM_CHANNEL, TICKS_PER_SECOND, Control, Note, midi_bytes, varlen
+from tagger.corpus.packages import PACKAGES, reserved_pattern
 from tagger.corpus.render import check_tools
 from tagger.corpus.samples import Hit, place
-from tagger.corpus.synth import GAP, LEAD_IN, Phrase, batch_midi
+from tagger.corpus.source import Source
+from tagger.corpus.split import HELDOUT, TRAIN, split_groups
+from tagger.corpus.synth import GAP, LEAD_IN, Phrase, batch_midi, render_phrases, soundfont_presets
 from tagger.errors import TaggerError
 
 
@@ -276,3 +283,230 @@ def test_missing_tools_raise_a_tagger_error(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(TaggerError, match="apt-get install fluidsynth espeak-ng"):
         check_tools(tmp_path)
+
+
+# --- Several renderers: soundfont presets, programs, groups, split, and real fluidsynth renders ---
+
+# The unpacked Debian packages (tagger.corpus.packages.fetch_packages); the render tests skip
+# without them or without fluidsynth.
+PACKAGES_DIR = Path(os.environ.get("TAGGER_CORPUS_PACKAGES", "/work/corpus-cache/pkgs"))
+
+
+def _chunk(name: bytes, body: bytes, pad: bool = True) -> bytes:
+    return name + struct.pack("<I", len(body)) + body + (b"\0" if pad and len(body) % 2 else b"")
+
+
+def _soundfont(presets: list[tuple[int, int]], pad_odd_chunk: bool = True) -> bytes:
+    """A minimal SoundFont: INFO, 3 bytes of samples (an odd chunk) and the preset headers."""
+    info = _chunk(b"LIST", b"INFO" + _chunk(b"ifil", struct.pack("<HH", 2, 1)))
+    samples = _chunk(b"LIST", b"sdta" + _chunk(b"smpl", b"\1\2\3", pad=False), pad=pad_odd_chunk)
+    records = [(f"preset {bank}:{program}".encode(), program, bank) for bank, program in presets]
+    phdr = b"".join(struct.pack("<20sHHHIII", name, program, bank, i, 0, 0, 0) for i, (name, program, bank) in enumerate(records))
+    phdr += struct.pack("<20sHHHIII", b"EOP", 255, 255, len(records), 0, 0, 0)
+    pdta = _chunk(b"LIST", b"pdta" + _chunk(b"phdr", phdr) + _chunk(b"pbag", b"\0" * 4 * (len(records) + 1)))
+    body = b"sfbk" + info + samples + pdta
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.mark.parametrize("pad_odd_chunk", [True, False])
+def test_soundfont_presets_reads_the_preset_headers(tmp_path: Path, pad_odd_chunk: bool) -> None:
+    # Some SF3 files leave out the pad byte after an odd-sized chunk (MuseScore_General_Lite.sf3).
+    path = tmp_path / "tiny.sf2"
+    path.write_bytes(_soundfont([(0, 0), (0, 40), (128, 0), (8, 4)], pad_odd_chunk))
+    assert soundfont_presets(path) == {(0, 0), (0, 40), (128, 0), (8, 4)}
+    (tmp_path / "not.sf2").write_bytes(b"RIFF\4\0\0\0WAVE")
+    with pytest.raises(ValueError, match="not a SoundFont"):
+        soundfont_presets(tmp_path / "not.sf2")
+
+
+def test_programs_a_soundfont_lacks_are_dropped_and_so_are_classes_left_without_one() -> None:
+    gm = {(0, program) for program in range(128)} - {(0, 59), (0, 71)}  # no muted trumpet, no clarinet
+    programs = render.available_programs(render.RENDERERS[2], frozenset(gm | {(128, 0), (128, 16)}))
+    assert programs["Trumpet"] == (56,)
+    assert programs["Drum kit"] == (0, 16)
+    assert "Clarinet" not in programs
+    assert programs["Saxophone"] == compose.SPEC_BY_LABEL["Saxophone"].programs
+    phrases, _ = render.renderer_phrases(render.RENDERERS[2], programs, seed=1, phrases_per_class=4, ensembles=10)
+    assert not any("Clarinet" in phrase.labels for phrase in phrases)
+    for phrase in phrases:  # only programs the soundfont has
+        for channel, program in phrase.programs:
+            assert program in programs["Drum kit" if channel == DRUM_CHANNEL else next(
+                label for label in phrase.labels if label != "Drum kit" and program in programs.get(label, ()))]
+
+
+def test_every_instrument_class_is_in_exactly_one_band_and_ensembles_stay_in_their_band() -> None:
+    banded = [label for labels in render.BANDS.values() for label in labels]
+    assert sorted(banded) == sorted(spec.label for spec in compose.INSTRUMENT_SPECS)
+    everything = {spec.label: spec.programs for spec in compose.INSTRUMENT_SPECS}
+    for renderer in render.RENDERERS:
+        phrases, _ = render.renderer_phrases(renderer, everything, seed=0, phrases_per_class=2, ensembles=10)
+        ensembles = [phrase for phrase in phrases if len(phrase.labels) > 1]
+        assert len(ensembles) == 10 and len(phrases) == 10 + 2 * len(compose.INSTRUMENT_SPECS)
+        assert {render.BAND_OF[phrase.labels[0]] for phrase in ensembles} == set(render.BANDS)
+        for phrase in phrases:
+            group = render.midi_group(renderer, phrase.labels)
+            assert group == f"midi:{renderer.name}:{render.BAND_OF[phrase.labels[0]]}"
+            assert phrase.name.startswith(renderer.name + "_")
+    with pytest.raises(ValueError):  # an ensemble across bands has no group
+        render.midi_group(render.RENDERERS[0], ("Piano", "Trumpet"))
+
+
+def test_phrases_are_seeded_per_renderer() -> None:
+    everything = {spec.label: spec.programs for spec in compose.INSTRUMENT_SPECS}
+    fluid, general = render.RENDERERS[0], render.RENDERERS[1]
+    first, _ = render.renderer_phrases(fluid, everything, seed=3, phrases_per_class=2, ensembles=3)
+    again, _ = render.renderer_phrases(fluid, everything, seed=3, phrases_per_class=2, ensembles=3)
+    other_seed, _ = render.renderer_phrases(fluid, everything, seed=4, phrases_per_class=2, ensembles=3)
+    other_renderer, _ = render.renderer_phrases(general, everything, seed=3, phrases_per_class=2, ensembles=3)
+    assert first == again
+    assert all(a.notes != b.notes for a, b in zip(first, other_seed))
+    assert all(a.notes != b.notes for a, b in zip(first, other_renderer))  # new music, not the same phrase again
+
+
+def _midi_stand_ins() -> list[Source]:
+    """The rendered phrases' sources as midi_sources makes them (no audio), the real-sample phrase
+    sets' groups, and one more real recording per instrument class (qabcs-data has most)."""
+    everything = {spec.label: spec.programs for spec in compose.INSTRUMENT_SPECS}
+    sources = []
+    for renderer in render.RENDERERS:
+        phrases, _ = render.renderer_phrases(renderer, everything, seed=0, phrases_per_class=2, ensembles=14)
+        sources += [Source(Path(phrase.name), phrase.labels, renderer.package, phrase.name, renderer.licence,
+                           render.midi_group(renderer, phrase.labels)) for phrase in phrases]
+    real = [(s.label, s.group) for s in samples.MELODIC_SETS] + [("Drum kit", kit.group) for kit in samples.DRUM_KITS]
+    real += [(spec.label, f"recorded:{spec.label}") for spec in compose.INSTRUMENT_SPECS]
+    sources += [Source(Path(group), (label,), "pkg", group, "CC0-1.0", group) for label, group in real]
+    return sources
+
+
+def test_held_out_renders_of_a_class_come_from_renderers_it_never_trained_on() -> None:
+    sources = _midi_stand_ins()
+    renderer_of = {renderer.package: renderer.name for renderer in render.RENDERERS}
+    untrained, crossed, seeds = 0, 0, 200
+    for seed in range(seeds):
+        side = split_groups(sources, 0.25, seed)
+        for spec in compose.INSTRUMENT_SPECS:
+            rendered = [s for s in sources if spec.label in s.labels and s.package in renderer_of]
+            held = {renderer_of[s.package] for s in rendered if side[s.group] == HELDOUT}
+            trained = {renderer_of[s.package] for s in rendered if side[s.group] == TRAIN}
+            assert not held & trained, (seed, spec.label)
+            assert trained, (seed, spec.label)  # a class always trains on some renderer
+            crossed += bool(held)
+        trains = {renderer_of[s.package] for s in sources if s.package in renderer_of and side[s.group] == TRAIN}
+        if seed == 0:  # the corpus's default seed
+            assert trains == set(renderer_of.values())
+        untrained += len(renderer_of) - len(trains)
+    assert untrained <= 2  # a renderer held out of every band: about 1 seed in 500
+    assert crossed > 0.7 * seeds * len(compose.INSTRUMENT_SPECS)  # most classes are measured across renderers
+
+
+def test_check_tools_names_the_missing_soundfonts_and_their_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("fluidsynth", "espeak-ng"):
+        (bin_dir / tool).write_text("#!/bin/sh\n")
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    fluid = render.RENDERERS[0]
+    (tmp_path / fluid.package / fluid.path).parent.mkdir(parents=True)
+    (tmp_path / fluid.package / fluid.path).write_bytes(b"")
+    with pytest.raises(TaggerError) as error:
+        check_tools(tmp_path)
+    message = str(error.value)
+    assert "GeneralUser-v1.47.sf2 (package minuet-data)" in message
+    assert "OPL-3_FM_128M.sf2 (package opl3-soundfont)" in message
+    assert "FluidR3" not in message
+    for renderer in render.RENDERERS[1:]:
+        (tmp_path / renderer.package / renderer.path).parent.mkdir(parents=True)
+        (tmp_path / renderer.package / renderer.path).write_bytes(b"")
+    check_tools(tmp_path)  # does not raise
+
+
+def test_no_renderer_comes_from_a_package_reserved_for_blind_evaluation() -> None:
+    assert len({renderer.name for renderer in render.RENDERERS}) == len(render.RENDERERS) >= 3
+    assert len({renderer.package for renderer in render.RENDERERS}) == len(render.RENDERERS)
+    for renderer in render.RENDERERS:
+        assert reserved_pattern(renderer.package) is None
+        assert renderer.package in PACKAGES
+    assert render.SOUNDFONT == "fluid-soundfont-gm/usr/share/sounds/sf2/FluidR3_GM.sf2"
+
+
+def _renderers_here() -> list[render.Renderer]:
+    if shutil.which("fluidsynth") is None:
+        pytest.skip("fluidsynth is not installed")
+    present = [r for r in render.RENDERERS if (PACKAGES_DIR / r.package / r.path).is_file()]
+    if len(present) < len(render.RENDERERS):
+        pytest.skip(f"the soundfonts are not unpacked in {PACKAGES_DIR} (set TAGGER_CORPUS_PACKAGES; "
+                    "tagger.corpus.packages.fetch_packages unpacks them)")
+    return present
+
+
+def test_renderer_licences_are_the_copyright_files_ones() -> None:
+    for renderer in _renderers_here():
+        if renderer.package == "fluid-soundfont-gm":  # not DEP-5: its text says MIT
+            text = (PACKAGES_DIR / renderer.package / "usr/share/doc" / renderer.package / "copyright").read_text()
+            assert "MIT license" in text and renderer.licence == "MIT"
+        else:  # DEP-5 stanzas name the upstream file (OPL-3_FM_128M.sf2) or cover everything (minuet's *)
+            assert package_licence(PACKAGES_DIR, renderer.package, [renderer.file]) == renderer.licence
+
+
+def test_every_renderer_has_a_preset_for_every_program_it_is_given() -> None:
+    for renderer in _renderers_here():
+        presets = soundfont_presets(PACKAGES_DIR / renderer.package / renderer.path)
+        programs = render.available_programs(renderer, presets)
+        assert set(programs) == {spec.label for spec in compose.INSTRUMENT_SPECS}, renderer.name  # no class lost
+        assert all((0, p) in presets for label, ps in programs.items() if label != "Drum kit" for p in ps)
+        assert all((128, p) in presets for p in programs["Drum kit"])
+    opl3 = render.RENDERERS[2]
+    assert render.available_programs(opl3, soundfont_presets(PACKAGES_DIR / opl3.package / opl3.path))["Drum kit"] == (0,)
+
+
+def _log_spectrum(audio: np.ndarray) -> np.ndarray:
+    """Mean power in 40 log-spaced bands from 60 Hz to 12 kHz, in dB relative to the total."""
+    frames = audio[: len(audio) // 1024 * 1024].reshape(-1, 1024) * np.hanning(1024)
+    power = (np.abs(np.fft.rfft(frames, axis=1)) ** 2).mean(axis=0)
+    freqs = np.fft.rfftfreq(1024, 1 / SR)
+    edges = np.geomspace(60, 12000, 41)
+    bands = np.array([power[(freqs >= lo) & (freqs < hi)].sum() for lo, hi in zip(edges, edges[1:])])
+    return 10 * np.log10(bands / bands.sum() + 1e-12)
+
+
+def test_each_renderer_plays_the_same_phrase_audibly_and_differently(tmp_path: Path) -> None:
+    renderers = _renderers_here()
+    rng = np.random.default_rng(21)
+    key = compose.random_key(rng)
+    phrases = [Phrase(label.split(",")[0].lower(), (label,), tuple(compose.melody(rng, key, 60, 79, 4.0, 0)), ((0, program),), 4.0, (20, 0))
+               for label, program in (("Violin, fiddle", 40), ("Trumpet", 56))]
+    spectra = {}
+    for renderer in renderers:
+        soundfont = PACKAGES_DIR / renderer.package / renderer.path
+        paths = render_phrases(phrases, soundfont, tmp_path / renderer.name, np.random.default_rng(0), jobs=1)
+        again = render_phrases(phrases, soundfont, tmp_path / f"{renderer.name}-again", np.random.default_rng(0), jobs=1)
+        for phrase, path, repeat in zip(phrases, paths, again):
+            audio, rate = sf.read(path, dtype="float32")
+            assert rate == SR and len(audio) >= 4 * SR
+            assert np.array_equal(audio, sf.read(repeat, dtype="float32")[0])  # deterministic
+            active = audio[int(0.2 * SR) : int(4 * SR)]
+            assert 20 * np.log10(np.sqrt(np.mean(active ** 2))) > -40, (renderer.name, phrase.name)  # not silent
+            spectra[renderer.name, phrase.name] = _log_spectrum(active)
+    for phrase in phrases:  # the same notes on the same program sound different with each soundfont
+        for i, a in enumerate(renderers):
+            for b in renderers[i + 1 :]:
+                distance = np.mean(np.abs(spectra[a.name, phrase.name] - spectra[b.name, phrase.name]))
+                assert distance > 2.0, (phrase.name, a.name, b.name, distance)
+
+
+def test_midi_sources_render_every_class_with_every_renderer(tmp_path: Path) -> None:
+    renderers = _renderers_here()
+    sources = render.midi_sources(PACKAGES_DIR, tmp_path, seed=5, phrases_per_class=1, ensembles=2)
+    assert len(sources) == len(renderers) * (len(compose.INSTRUMENT_SPECS) + 2)
+    for renderer in renderers:
+        own = [s for s in sources if s.package == renderer.package]
+        assert {label for s in own for label in s.labels} == {spec.label for spec in compose.INSTRUMENT_SPECS}
+        assert sum(len(s.labels) > 1 for s in own) == 2
+        assert {s.licence for s in own} == {renderer.licence}
+        assert all(s.origin.startswith(renderer.file + ", programs ") for s in own)
+        assert all(s.group == render.midi_group(renderer, s.labels) for s in own)
+        assert all(s.path.parent == tmp_path / "midi" / renderer.name for s in own)
+        for source in own:
+            audio, _ = sf.read(source.path, dtype="float32")
+            assert 0.05 < np.max(np.abs(audio)) <= 0.9, source.path.name  # peak-normalised to -12..-1 dBFS

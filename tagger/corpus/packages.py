@@ -20,7 +20,7 @@ PACKAGES: tuple[str, ...] = (
     "asterisk-core-sounds-en-wav", "asterisk-core-sounds-es-wav", "asterisk-core-sounds-ru-wav",
     "hedgewars-data", "btanks-data", "ufoai-sound", "scorched3d-data", "openarena-data",
     "lugaru-data", "etw-data", "lincity-ng-data", "megaglest-data", "bucklespring-data",
-    "fluid-soundfont-gm", "lmms-common", "sonic-pi-samples", "hydrogen-data",
+    "fluid-soundfont-gm", "minuet-data", "opl3-soundfont", "lmms-common", "sonic-pi-samples", "hydrogen-data",
     "lomiri-sounds", "sound-theme-freedesktop", "0ad-data", "qabcs-data", "scratch",
     "searchandrescue-data", "hydrogen-drumkits-effects", "torcs-data", "flare-game", "warzone2100-data",
     "flightgear-data-base",

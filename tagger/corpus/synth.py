@@ -3,10 +3,14 @@
 The phrases of a batch are laid end to end in one MIDI file, separated by silent gaps, and
 rendered in one fluidsynth run; the output is then cut back into one file per phrase. Two
 batches run in parallel (one per CPU core).
+
+fluidsynth silently plays another preset when a soundfont lacks the one a program change asks
+for, so :func:`soundfont_presets` reads which (bank, program) pairs a soundfont really has.
 """
 
 from __future__ import annotations
 
+import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +21,7 @@ import soundfile as sf
 from tagger.corpus.dsp import SR, fade, normalize, random_peak, write_flac
 from tagger.corpus.midi import Control, Note, midi_bytes
 
+DRUM_BANK = 128  # where a GM soundfont keeps its drum kits (channel 10 selects it)
 LEAD_IN = 0.1  # seconds of silence before the first note of a phrase
 TAIL = 1.2  # seconds of release and reverb kept after the last note
 GAP = 2.5  # seconds between the end of one phrase's notes and the next phrase
@@ -60,6 +65,44 @@ def batch_midi(phrases: list[Phrase]) -> tuple[bytes, list[float]]:
         notes += [Note(n.start + time + LEAD_IN, n.duration, n.pitch, n.velocity, n.channel) for n in phrase.notes]
         time += LEAD_IN + phrase.duration + GAP
     return midi_bytes(notes, controls, end=time), starts
+
+
+def soundfont_presets(soundfont: Path) -> frozenset[tuple[int, int]]:
+    """Every (bank, program) preset of a SoundFont 2 (.sf2) or MuseScore SF3 (.sf3) file.
+
+    Only the preset headers (``pdta/phdr``) are read; the sample data is skipped. Some SF3 files
+    leave out the pad byte after an odd-sized chunk, so the next top-level chunk is looked for at
+    both places.
+    """
+    with open(soundfont, "rb") as handle:
+        riff, size, form = struct.unpack("<4sI4s", handle.read(12))
+        if riff != b"RIFF" or form != b"sfbk":
+            raise ValueError(f"{soundfont} is not a SoundFont (RIFF sfbk) file")
+        end, position = 8 + size, 12
+        while position + 8 <= end:
+            handle.seek(position)
+            chunk, length = struct.unpack("<4sI", handle.read(8))
+            if chunk == b"LIST" and handle.read(4) == b"pdta":
+                return _phdr_presets(handle, position + 12, position + 8 + length, soundfont)
+            position += 8 + length
+            if length & 1:
+                handle.seek(position)
+                if handle.read(4) != b"LIST":
+                    position += 1  # the pad byte is there
+    raise ValueError(f"{soundfont} has no preset data (pdta chunk)")
+
+
+def _phdr_presets(handle, start: int, end: int, soundfont: Path) -> frozenset[tuple[int, int]]:
+    position = start
+    while position + 8 <= end:
+        handle.seek(position)
+        chunk, length = struct.unpack("<4sI", handle.read(8))
+        if chunk == b"phdr":
+            data = handle.read(length)
+            records = [struct.unpack_from("<20sHH", data, offset) for offset in range(0, length - 37, 38)]
+            return frozenset((bank, program) for _, program, bank in records[:-1])  # the last is "EOP"
+        position += 8 + length + (length & 1)
+    raise ValueError(f"{soundfont} has no preset headers (phdr chunk)")
 
 
 def _fluidsynth(soundfont: Path, midi: Path, wav: Path) -> subprocess.Popen:
