@@ -75,6 +75,8 @@ def make_model(preset: str, workdir: Path) -> Path:
 
 
 def make_backend(model: Path, backend: str, workdir: Path, threads: int | None):
+    from tagger.backends import load_backend
+
     if backend == "onnx":
         onnx_path = workdir / (model.stem + ".onnx")
         if not onnx_path.exists():
@@ -82,13 +84,8 @@ def make_backend(model: Path, backend: str, workdir: Path, threads: int | None):
                                      "--no-verify"], capture_output=True, text=True, cwd=ROOT)
             if result.returncode != 0:
                 raise RuntimeError(f"export failed: {result.stderr.strip()[-300:]}")
-        from tagger.onnx_backend import OnnxBackend
-
-        return OnnxBackend(onnx_path, device="cpu", threads=threads)
-    from tagger.inference import TorchBackend
-    from tagger.loading import load_model
-
-    return TorchBackend(load_model(str(model)), device="cpu", precision=backend.split("-")[1], threads=threads)
+        return load_backend(str(onnx_path), device="cpu", threads=threads)
+    return load_backend(str(model), device="cpu", precision=backend.split("-")[1], threads=threads)
 
 
 def run(backend, audio: Path, seconds: float, hop: float) -> dict:

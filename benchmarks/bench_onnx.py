@@ -15,7 +15,7 @@ process). For each model preset (random weights: speed does not depend on them):
 * **agreement**: max and mean absolute probability difference from PyTorch fp32 on the same window
   (tones, a chirp and noise bursts).
 
-Backends: ``torch-fp32``, ``torch-bf16`` (bfloat16 weights, :class:`tagger.inference.TorchBackend`),
+Backends: ``torch-fp32``, ``torch-bf16`` (bfloat16 weights, :class:`tagger.torch_backend.TorchBackend`),
 ``ort-fp32`` and ``ort-int8`` (exports written with :mod:`tagger_export`, run by
 :class:`tagger.onnx_backend.OnnxBackend` on the CPU provider). The same ONNX file serves every window
 length, so the PaSST-S run also shows the dynamic length of the exported graph.
@@ -79,15 +79,10 @@ def prepare(preset: str, workdir: Path) -> dict[str, Path]:
 
 
 def make_backend(backend: str, model: Path, threads: int):
-    if backend.startswith("torch"):
-        from tagger.inference import TorchBackend
-        from tagger.loading import load_model
+    from tagger.backends import load_backend
 
-        return TorchBackend(load_model(str(model)), device="cpu", precision=backend.split("-")[1],
-                            threads=threads)
-    from tagger.onnx_backend import OnnxBackend
-
-    return OnnxBackend(model, device="cpu", threads=threads)
+    precision = backend.split("-")[1] if backend.startswith("torch") else "fp32"
+    return load_backend(str(model), device="cpu", precision=precision, threads=threads)
 
 
 def model_for(backend: str, paths: dict[str, Path]) -> Path:

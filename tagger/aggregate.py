@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-POOLINGS = ("max", "mean")
+from .options import Pooling, values
+
+POOLINGS = values(Pooling)
 
 
 def pool_windows(probabilities: np.ndarray, pooling: str = "max") -> np.ndarray:

@@ -7,7 +7,6 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Optional
 
@@ -19,27 +18,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from . import __version__
 from .augment import CONDITIONS_HELP
 from .errors import TaggerError
+from .options import (DevicesFormat, ExportFrontend, ListenFormat, OutputFormat, Pooling, Precision, ReportFormat,
+                      Task, TrainPrecision)
 from .tagging import DEFAULT_BATCH_SIZE
 
 if TYPE_CHECKING:
-    from .tagging import Backend, WindowSettings
-
-
-class OutputFormat(str, Enum):
-    table = "table"
-    json = "json"
-    jsonl = "jsonl"
-    csv = "csv"
-
-
-class Pooling(str, Enum):
-    max = "max"
-    mean = "mean"
-
-
-class Precision(str, Enum):
-    fp32 = "fp32"
-    bf16 = "bf16"
+    from .backends import Backend
+    from .tagging import WindowSettings
 
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".opus", ".w64"}
@@ -176,7 +161,7 @@ def file_command(
 
     settings = WindowSettings(window, hop)
     try:
-        backend = make_backend(model, device, precision, threads, num_heads, progress)
+        backend = open_backend(model, device, precision, threads, num_heads, progress)
         settings.resolve(backend)
     except ValueError as exc:
         raise fail(str(exc), code=2) from None
@@ -186,32 +171,15 @@ def file_command(
         raise typer.Exit(1)
 
 
-def make_backend(model: Optional[str], device: str, precision: Precision, threads: Optional[int],
+def open_backend(model: Optional[str], device: str, precision: Precision, threads: Optional[int],
                  num_heads: Optional[int] = None, progress: bool = True) -> "Backend":
-    """The backend for --model, shared by every command that tags: ONNX Runtime for an .onnx file
-    (never imports torch), else PyTorch. Bad option values raise ValueError (a usage error)."""
-    from .onnx_backend import is_onnx_model
+    """:func:`tagger.backends.load_backend` for a command: bad option values are usage errors."""
+    from .backends import load_backend
 
-    if is_onnx_model(model):
-        return onnx_backend(model, device, threads, precision, num_heads)
-    from .inference import TorchBackend
-    from .loading import load_model
-
-    loaded = load_model(model, num_heads=num_heads, show_progress=progress)
-    return TorchBackend(loaded, device=device, precision=precision.value, threads=threads)
-
-
-def onnx_backend(model: str, device: str, threads: Optional[int], precision: Precision,
-                 num_heads: Optional[int]) -> "Backend":
-    """The ONNX Runtime backend for an exported model; PyTorch-only options are refused."""
-    from .onnx_backend import OnnxBackend
-
-    if precision != Precision.fp32:
-        raise ValueError("--precision applies to PyTorch models; an .onnx model runs in the precision "
-                         "it was exported in (see tagger export --int8/--fp16)")
-    if num_heads is not None:
-        raise ValueError("--num-heads applies to official PyTorch checkpoints, not to .onnx models")
-    return OnnxBackend(model, device=device, threads=threads)
+    try:
+        return load_backend(model, device, precision.value, threads, num_heads, progress)
+    except ValueError as exc:
+        raise fail(str(exc), code=2) from None
 
 
 def tag_files(targets: list[tuple[str, str | None]], backend: "Backend", settings: "WindowSettings",
@@ -296,11 +264,6 @@ def models_command() -> None:
     Console().print(table)
 
 
-class FrontendKind(str, Enum):
-    dft = "dft"
-    stft = "stft"
-
-
 @app.command("export")
 def export_command(
     model: str = typer.Argument(..., help="Model file (.pt) or a name from `tagger models`.",
@@ -316,7 +279,7 @@ def export_command(
                                                help="Audio file to verify on (repeatable; default: a built-in synthetic signal)."),
     labelled: Optional[Path] = typer.Option(None, "--labelled",
                                             help="Labelled data as `tagger eval` reads it: also report both models' mAP."),
-    frontend: FrontendKind = typer.Option(FrontendKind.dft, "--frontend",
+    frontend: ExportFrontend = typer.Option(ExportFrontend.dft, "--frontend",
                                           help="STFT in the graph: dft (a strided Conv, faster) or stft (the ONNX STFT op)."),
     opset: int = typer.Option(17, "--opset", min=17, max=20,  # 20: the TorchScript exporter's newest
                               help="ONNX opset version."),
@@ -346,24 +309,6 @@ def export_command(
         run_export(request, typer.echo)
     except ValueError as exc:
         raise fail(str(exc), code=2) from None
-
-
-class Task(str, Enum):
-    auto = "auto"
-    multi_label = "multi-label"
-    single_label = "single-label"
-
-
-class TrainPrecision(str, Enum):
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
-
-
-class ReportFormat(str, Enum):
-    json = "json"
-    csv = "csv"
 
 
 @app.command("train")
@@ -478,7 +423,7 @@ def eval_command(
 
     settings = WindowSettings(window, hop)
     try:
-        backend = make_backend(model, device, precision, threads, num_heads, progress)
+        backend = open_backend(model, device, precision, threads, num_heads, progress)
         settings.resolve(backend)
     except ValueError as exc:
         raise fail(str(exc), code=2) from None
@@ -493,12 +438,6 @@ def eval_command(
     if output is not None:
         with open_output(output) as stream:
             write_report(result, output_format.value, stream)
-
-
-class ListenFormat(str, Enum):
-    auto = "auto"
-    tui = "tui"
-    jsonl = "jsonl"
 
 
 @app.command("listen")
@@ -549,16 +488,11 @@ def listen_command(
         interactive=output_format == ListenFormat.tui or (output_format == ListenFormat.auto and sys.stdout.isatty()),
     )
     try:
-        backend = make_backend(model, compute_device, precision, threads, num_heads, progress)
+        backend = open_backend(model, compute_device, precision, threads, num_heads, progress)
         plan = prepare(backend, options)
     except ValueError as exc:
         raise fail(str(exc), code=2) from None
     run_listen(backend, options, plan)
-
-
-class DevicesFormat(str, Enum):
-    table = "table"
-    json = "json"
 
 
 @app.command("devices")

@@ -20,7 +20,8 @@ from rich.table import Table
 from .data import BadClip, ManifestFormat, check_labels, error_reason, read_examples, target_matrix
 from .errors import TaggerError
 from .metrics import Metrics, evaluate_scores
-from .tagging import Backend, WindowSettings, tag_file
+from .backends import Backend
+from .tagging import WindowSettings, tag_file
 
 
 @dataclass

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from . import inference
 from .errors import TaggerError
+from .options import TrainPrecision, values
+from .torch_backend import resolve_device as resolve_inference_device
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = values(TrainPrecision)
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def setup_distributed(device: torch.device) -> Dist:
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """auto: CUDA (this rank's GPU under torchrun) when available, else CPU."""
     try:
-        device = inference.resolve_device(name)
+        device = resolve_inference_device(name)
     except ValueError as exc:
         raise TaggerError(str(exc)) from None
     if device.type == "cuda":

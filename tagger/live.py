@@ -3,7 +3,7 @@
 It uses the same window engine and batched model call as ``tagger file`` (:mod:`tagger.windows`,
 :func:`tagger.tagging.run_windows`), with warm-up windows so that tags appear after one hop, and adds
 what live use needs: a silence gate, smoothing, events, timing, and restarts after gaps in the audio.
-No torch here: any backend with the :class:`tagger.tagging.Backend` protocol works.
+No torch here: any backend with the :class:`tagger.backends.Backend` protocol works.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import numpy as np
 from .audio import StreamResampler, downmix
 from .capture import AudioQueue
 from .events import EventTracker, Smoother
-from .tagging import Backend, run_windows
+from .backends import Backend
+from .tagging import run_windows
 from .windows import Window, WindowEngine
 
 SILENCE_DB = -120.0

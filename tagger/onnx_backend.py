@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .backends import fit_input, parse_device
 from .errors import ModelLoadError
 
 FORMAT_NAME = "tagger-onnx"
@@ -27,16 +28,6 @@ ERRORS_ONLY = 3
 def is_onnx_model(name_or_path: str | None) -> bool:
     """Whether ``--model`` names an ONNX file (by its suffix, so no model needs loading to tell)."""
     return bool(name_or_path) and Path(name_or_path).suffix.lower() == ".onnx"
-
-
-def parse_device(device: str) -> tuple[str, int]:
-    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` -> (kind, GPU index); ValueError otherwise."""
-    if device in ("auto", "cpu", "cuda"):
-        return device, 0
-    kind, _, index = device.partition(":")
-    if kind == "cuda" and index.isdigit():
-        return kind, int(index)
-    raise ValueError(f"unknown device '{device}' (use auto, cpu, cuda or cuda:N)")
 
 
 def _gpu_present() -> bool:
@@ -65,7 +56,7 @@ class OnnxBackend:
         if kind == "cuda" or (kind == "auto" and cuda_available and _gpu_present()):
             ort.preload_dlls()  # the CUDA libraries of the nvidia-* wheels, when they are installed
             # TF32 off: float32 models should give the reference numbers.
-            providers.insert(0, ("CUDAExecutionProvider", {"device_id": index, "use_tf32": 0}))
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": index or 0, "use_tf32": 0}))
             # A failed CUDA start is not printed: "auto" falls back to the CPU without a word, as
             # the PyTorch backend does, and "cuda" ends in one error line below.
             ort.set_default_logger_severity(QUIET)
@@ -103,18 +94,10 @@ class OnnxBackend:
             raise ModelLoadError(f"{path}: damaged tagger ONNX model ({exc})") from None
         self.name = meta.get("model_name", path.name)
         self.precision = meta.get("precision", "fp32")
-        self.metadata = dict(meta)
 
     def predict(self, waveforms: np.ndarray) -> np.ndarray:
-        """``[batch, samples]`` float32 at the model's rate -> probabilities ``[batch, classes]``.
-
-        Inputs shorter than one patch (:attr:`min_samples`) are zero-padded to it; inputs longer
-        than the positional grid (:attr:`max_samples`) are refused.
-        """
-        batch = np.ascontiguousarray(waveforms, dtype=np.float32)
-        if batch.shape[-1] > self.max_samples:
-            raise ValueError(f"{batch.shape[-1]} samples exceed the model's context of {self.max_samples}")
-        if batch.shape[-1] < self.min_samples:
-            batch = np.pad(batch, ((0, 0), (0, self.min_samples - batch.shape[-1])))
+        """``[batch, samples]`` float32 at the model's rate -> probabilities ``[batch, classes]``
+        (see :func:`tagger.backends.fit_input` for short and long inputs)."""
+        batch = fit_input(waveforms, self.min_samples, self.max_samples)
         (probabilities,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})
         return probabilities

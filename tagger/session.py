@@ -28,7 +28,8 @@ from .capture import FileSource, MicrophoneSource, native_stderr_discarded
 from .errors import TaggerError
 from .events import EventTracker, label_thresholds
 from .live import Finished, LiveSettings, LiveTagger, Update, Worker, WorkerFailed
-from .tagging import Backend, WindowSettings
+from .backends import Backend
+from .tagging import WindowSettings
 from .tui import Header, TuiDisplay
 
 RETRY_SECONDS = 1.0

@@ -1,8 +1,8 @@
 """Tag audio: blocks -> windows -> batched model calls -> per-window probabilities -> clip scores.
 
 This is the one inference path; ``tagger file`` feeds it decoded file blocks and ``tagger listen``
-feeds it microphone blocks. A backend is anything with ``predict(batch) -> probabilities``,
-``sample_rate``, ``max_samples`` and ``labels`` (PyTorch or ONNX Runtime).
+feeds it microphone blocks. A backend (:mod:`tagger.backends`: PyTorch or ONNX Runtime) turns a
+batch of windows into probabilities.
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
-
 import numpy as np
 
 from .aggregate import pool_windows
+from .backends import Backend
 from .audio import AudioInfo, probe, stream_audio
 from .errors import AudioDecodeError
 from .windows import Window, WindowEngine
@@ -22,17 +21,6 @@ from .windows import Window, WindowEngine
 # Windows per model call: `tagger file`, `tagger eval` and training's validation use the same number,
 # so that they score clips identically.
 DEFAULT_BATCH_SIZE = 8
-
-
-class Backend(Protocol):
-    labels: list[str]
-    sample_rate: int
-    max_samples: int
-    context_seconds: float
-    name: str
-    multi_label: bool  # sigmoid scores (several labels per clip) or softmax (one)
-
-    def predict(self, waveforms: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,9 @@ from .errors import TaggerError
 from .evaluate import score_clips
 from .frontend import FrontendConfig, MelFrontend
 from .hardware import autocast, resolve_device, resolve_precision, setup_distributed
-from .inference import TorchBackend
+from .torch_backend import TorchBackend
 from .metrics import Metrics, evaluate_scores
+from .options import Task, values
 from .model import PRESETS, AudioTagger, PaSSTConfig, grid_for_frames
 from .tagging import DEFAULT_BATCH_SIZE, WindowSettings
 
@@ -64,7 +65,7 @@ WINDOW_STEP = 0.1  # seconds: one time-patch hop (10 frames of 10 ms)
 SCRATCH_MAX_CONTEXT = 10.0  # the default context of a new model is at most PaSST's 10 s grid
 MODEL_FILES = ("last.pt", "best.pt", "swa.pt")
 LOG_FILE = "metrics.jsonl"
-TASKS = ("auto", "multi-label", "single-label")
+TASKS = values(Task)
 
 
 class TrainingError(TaggerError):

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from tagger.evaluate import EvalResult
     from tagger.model import AudioTagger
     from tagger.onnx_backend import OnnxBackend
-    from tagger.tagging import Backend
+    from tagger.backends import Backend
 
     from .verify import CaseResult
 
@@ -108,7 +108,7 @@ def report_map(model: AudioTagger, backend: OnnxBackend, labelled: Path, echo: E
     """mAP of the PyTorch fp32 model and of the export on labelled data, as ``tagger eval`` scores it."""
     from tagger.data import ManifestFormat
     from tagger.evaluate import evaluate_dataset
-    from tagger.inference import TorchBackend
+    from tagger.torch_backend import TorchBackend
     from tagger.tagging import DEFAULT_BATCH_SIZE, WindowSettings
 
     def score(candidate: Backend) -> EvalResult:

@@ -24,8 +24,9 @@ from torch import nn
 
 from tagger.frontend import LOG_OFFSET, NORM_SCALE, NORM_SHIFT, PREEMPHASIS, FrontendConfig
 from tagger.model import AudioTagger
+from tagger.options import ExportFrontend, values
 
-FRONTENDS = ("dft", "stft")
+FRONTENDS = values(ExportFrontend)
 
 
 def used_bins(mel_basis: torch.Tensor) -> int:

@@ -20,6 +20,7 @@ import torch
 
 import tagger
 from tagger.model import AudioTagger
+from tagger.options import ExportPrecision, values
 from tagger.onnx_backend import FORMAT_NAME, FORMAT_VERSION, INPUT_NAME, OUTPUT_NAME
 
 from .graph import ExportGraph
@@ -28,7 +29,7 @@ DEFAULT_OPSET = 17  # STFT and LayerNormalization
 MAX_OPSET = 20  # the newest the TorchScript-based exporter writes
 OUTPUT_NAMES = (OUTPUT_NAME, "embedding")
 FRONTEND_SCOPE = "/frontend/"  # node-name prefix of the front-end (never quantized)
-PRECISIONS = ("fp32", "int8", "fp16")
+PRECISIONS = values(ExportPrecision)
 
 
 def metadata(model: AudioTagger, source: str, frontend: str, precision: str,
