@@ -24,6 +24,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from tagger.errors import AudioDecodeError
 
 MODEL_SAMPLE_RATE = 32000
+# File names that folder arguments (tagger file DIR, class folders for training) take as audio.
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".opus", ".w64"})
 
 # torchaudio.functional.resample defaults (sinc_interp_hann).
 _LOWPASS_FILTER_WIDTH = 6

@@ -24,10 +24,10 @@ from .tagging import DEFAULT_BATCH_SIZE
 
 if TYPE_CHECKING:
     from .backends import Backend
-    from .tagging import WindowSettings
+    from .files import Target
+    from .output import Sink
+    from .tagging import FileResult, WindowSettings
 
-
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".opus", ".w64"}
 
 app = typer.Typer(
     add_completion=False,
@@ -61,21 +61,6 @@ def main_options(
                                  help="Print the version and exit."),
 ) -> None:
     """Tag sounds in audio files with PaSST (Patchout faSt Spectrogram Transformer)."""
-
-
-def expand_paths(paths: list[Path]) -> Iterator[tuple[str, str | None]]:
-    """Yield (path, error): files as given, directories searched recursively for audio files."""
-    for path in paths:
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
-            if not found:
-                yield str(path), f"{path}: no audio files in this directory"
-            for child in found:
-                yield str(child), None
-        elif path.exists() or path.is_symlink():  # a broken or looping link: the decoder says which
-            yield str(path), None
-        else:
-            yield str(path), f"{path}: no such file or directory"
 
 
 class _Discard(Exception):
@@ -157,6 +142,7 @@ def file_command(
                                   help="Show progress bars (tagging: only on a terminal; model download) on stderr."),
 ) -> None:
     """Tag audio files (wav, flac, ogg, mp3, ...; any rate, channels and length)."""
+    from .files import probe_targets
     from .tagging import WindowSettings
 
     settings = WindowSettings(window, hop)
@@ -165,8 +151,8 @@ def file_command(
         settings.resolve(backend)
     except ValueError as exc:
         raise fail(str(exc), code=2) from None
-    failures = tag_files(list(expand_paths(paths)), backend, settings, output_format.value, output,
-                         top, batch_size, pooling.value, progress and stderr.is_terminal)
+    failures = write_results(probe_targets(paths), backend, settings, output_format.value, output,
+                             top, batch_size, pooling.value, progress and stderr.is_terminal)
     if failures:
         raise typer.Exit(1)
 
@@ -182,59 +168,57 @@ def open_backend(model: Optional[str], device: str, precision: Precision, thread
         raise fail(str(exc), code=2) from None
 
 
-def tag_files(targets: list[tuple[str, str | None]], backend: "Backend", settings: "WindowSettings",
-              output_format: str,
-              output: Optional[Path], top: int, batch_size: int, pooling: str,
-              show_progress: bool) -> int:
-    """Tag every target into one sink; report each failure in one line; return how many failed."""
+class FileReporter:
+    """How ``tagger file`` reports: results into the sink, failures and warnings as lines on stderr,
+    and a progress bar over the seconds of audio (on a terminal)."""
+
+    def __init__(self, sink: "Sink", bar: Progress, total: float, shares_terminal: bool) -> None:
+        self.sink, self.bar, self.shares_terminal = sink, bar, shares_terminal
+        self.task = bar.add_task("tagging", total=total or None)
+        self.done = 0
+
+    def starting(self, target: "Target") -> None:
+        self.bar.update(self.task, description=Path(target.path).name)
+
+    def advanced(self, seconds: float) -> None:
+        self.bar.advance(self.task, seconds)
+
+    def finished(self, result: "FileResult") -> None:
+        for warning in result.warnings:
+            sys.stderr.write(f"warning: {result.path}: {warning}\n")
+        if self.shares_terminal:  # clear the bar's line before the results print
+            self.bar.stop()
+            self.sink.add(result)
+            self.bar.start()
+        else:
+            self.sink.add(result)
+        self.done += 1
+
+    def failed(self, path: str, message: str) -> None:
+        error_line(message)
+        self.sink.add_error(path, message)
+        self.done += 1
+
+
+def write_results(targets: list["Target"], backend: "Backend", settings: "WindowSettings", output_format: str,
+                  output: Optional[Path], top: int, batch_size: int, pooling: str, show_progress: bool) -> int:
+    """Tag every target into one output document; return how many failed."""
+    from .files import tag_files
     from .output import RunInfo, make_sink
-    from .tagging import tag_file
 
     window, hop = settings.resolve(backend)
     rate = backend.sample_rate
     run = RunInfo(model=backend.name, labels=backend.labels, sample_rate=rate, window=window / rate,
                   hop=hop / rate, pooling=pooling)
-    failures, done = 0, 0
-    with open_output(output, finished=lambda: done > 0) as stream, make_progress(show_progress) as bar:
-        total = sum(_known_duration(path) for path, problem in targets if not problem) if show_progress else 0
-        task = bar.add_task("tagging", total=total or None)
+    reporter: FileReporter | None = None
+    with open_output(output, finished=lambda: reporter is not None and reporter.done > 0) as stream, \
+            make_progress(show_progress) as bar:
         sink = make_sink(output_format, stream, run, top)
+        reporter = FileReporter(sink, bar, sum(t.seconds for t in targets), show_progress and output is None)
         try:
-            for path, problem in targets:
-                bar.update(task, description=Path(path).name)
-                try:
-                    if problem:
-                        raise TaggerError(problem)
-                    result = tag_file(path, backend, settings, batch_size, pooling,
-                                      on_samples=lambda n: bar.advance(task, n / rate))
-                except TaggerError as exc:
-                    failures += 1
-                    error_line(str(exc))
-                    sink.add_error(path, str(exc))
-                    done += 1
-                    continue
-                for warning in result.warnings:
-                    sys.stderr.write(f"warning: {path}: {warning}\n")
-                if show_progress and output is None:  # bar and results share the terminal: clear
-                    bar.stop()                         # the bar's line before the results print
-                    sink.add(result)
-                    bar.start()
-                else:
-                    sink.add(result)
-                done += 1
+            return tag_files(targets, backend, settings, batch_size, pooling, reporter)
         finally:  # also on Ctrl-C or SIGTERM: a complete document of the files finished so far
             sink.close()
-    return failures
-
-
-def _known_duration(path: str) -> float:
-    """Seconds of audio in a file by its header, 0 when unknown or unreadable (progress bars only)."""
-    from .audio import probe
-
-    try:
-        return probe(path).duration or 0.0
-    except TaggerError:
-        return 0.0
 
 
 @app.command("models")

@@ -25,11 +25,10 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from .atomic import atomic_write
-from .audio import load_audio, probe
+from .audio import AUDIO_SUFFIXES, load_audio, probe
 from .augment import NO_AUGMENT, Augment, augment_clip
 from .errors import TaggerError
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".opus", ".w64"}
 # PaSST's sampling weight of a label: 1000 / (clips with the label + 100).
 _WEIGHT_SCALE, _WEIGHT_OFFSET = 1000.0, 100.0
 

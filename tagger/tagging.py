@@ -103,9 +103,10 @@ def windows_of_stream(blocks: Iterable[np.ndarray], engine: WindowEngine,
 
 def tag_file(path: str, backend: Backend, settings: WindowSettings = WindowSettings(),
              batch_size: int = DEFAULT_BATCH_SIZE, pooling: str = "max",
-             on_samples: Callable[[int], None] | None = None) -> FileResult:
-    """Tag one file: decode it in blocks, window it, run the model, pool the windows."""
-    info = probe(path)
+             on_samples: Callable[[int], None] | None = None, info: AudioInfo | None = None) -> FileResult:
+    """Tag one file: decode it in blocks, window it, run the model, pool the windows. ``info`` is
+    the file's header when the caller has read it already."""
+    info = info or probe(path)
     window, hop = settings.resolve(backend)
     engine = WindowEngine(window, hop)
     rate = backend.sample_rate
