@@ -189,7 +189,8 @@ def midi_sources(packages_dir: Path, work_dir: Path, seed: int, renderers: tuple
     The split (about a quarter of each class's groups, real recordings included) holds out one
     renderer of most bands, two of a few and none of some (those classes are measured on real
     recordings only). Every renderer trains the bands it is not held out of; one renderer held out
-    of all seven bands is possible but rare (about 1 split seed in 500 in simulations; not seed 0).
+    of all seven bands is possible but rare (1 split seed in 1000 with the corpus's recorded groups;
+    not seed 0, the default). The split itself cannot be told that groups share a renderer.
     """
     sources = []
     for renderer in renderers:
