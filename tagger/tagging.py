@@ -14,7 +14,7 @@ import numpy as np
 
 from .aggregate import pool_windows
 from .backends import Backend
-from .audio import AudioInfo, probe, stream_audio
+from .audio import AudioInfo, StreamResampler, downmix, probe, stream_audio
 from .errors import AudioDecodeError
 from .windows import Window, WindowEngine
 
@@ -101,23 +101,54 @@ def windows_of_stream(blocks: Iterable[np.ndarray], engine: WindowEngine,
     yield from engine.flush()
 
 
+def tag_blocks(blocks: Iterable[np.ndarray], backend: Backend, settings: WindowSettings = WindowSettings(),
+               batch_size: int = DEFAULT_BATCH_SIZE, pooling: str = "max",
+               on_samples: Callable[[int], None] | None = None) -> tuple[list[WindowResult], np.ndarray | None, int]:
+    """Window mono blocks at the model's rate, run the model, pool the windows: (windows, clip
+    scores or None when there was no audio, samples received)."""
+    window, hop = settings.resolve(backend)
+    engine = WindowEngine(window, hop)
+    rate = backend.sample_rate
+    results = [
+        WindowResult(w.start / rate, w.end / rate, probs)
+        for w, probs in run_windows(windows_of_stream(blocks, engine, on_samples), backend, batch_size)
+    ]
+    clip = pool_windows(np.stack([r.probabilities for r in results]), pooling) if results else None
+    return results, clip, engine.received
+
+
 def tag_file(path: str, backend: Backend, settings: WindowSettings = WindowSettings(),
              batch_size: int = DEFAULT_BATCH_SIZE, pooling: str = "max",
              on_samples: Callable[[int], None] | None = None, info: AudioInfo | None = None) -> FileResult:
     """Tag one file: decode it in blocks, window it, run the model, pool the windows. ``info`` is
     the file's header when the caller has read it already."""
     info = info or probe(path)
-    window, hop = settings.resolve(backend)
-    engine = WindowEngine(window, hop)
-    rate = backend.sample_rate
+    settings.resolve(backend)  # a bad window fails before decoding
     warnings: list[str] = []
-    blocks = stream_audio(path, target_rate=rate, warnings=warnings)
-    results = [
-        WindowResult(w.start / rate, w.end / rate, probs)
-        for w, probs in run_windows(windows_of_stream(blocks, engine, on_samples), backend, batch_size)
-    ]
-    if not results:
+    blocks = stream_audio(path, target_rate=backend.sample_rate, warnings=warnings)
+    windows, clip, received = tag_blocks(blocks, backend, settings, batch_size, pooling, on_samples)
+    if clip is None:
         raise AudioDecodeError(f"{path}: the file holds no audio samples")
-    clip = pool_windows(np.stack([r.probabilities for r in results]), pooling)
-    return FileResult(path=str(path), info=info, duration=engine.received / rate, windows=results,
+    return FileResult(path=str(path), info=info, duration=received / backend.sample_rate, windows=windows,
                       clip=clip, warnings=warnings)
+
+
+def tag_array(audio: np.ndarray, sample_rate: int, backend: Backend, settings: WindowSettings = WindowSettings(),
+              batch_size: int = DEFAULT_BATCH_SIZE, pooling: str = "max") -> tuple[list[WindowResult], np.ndarray]:
+    """Tag a waveform in memory (``[samples]`` or ``[samples, channels]``, integer PCM or float,
+    any rate) through the same path as a file: downmix, resample, window, model, pool."""
+    array = np.asarray(audio)
+    if array.ndim not in (1, 2) or array.size == 0:
+        raise ValueError("audio must be a non-empty [samples] or [samples, channels] array")
+    if np.issubdtype(array.dtype, np.integer):
+        array = array.astype(np.float32) / np.float32(-np.iinfo(array.dtype).min)
+    elif not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"audio must hold numbers, not {array.dtype}")
+    if not np.isfinite(array).all():
+        raise ValueError("audio holds NaN or infinite samples")
+    resampler = StreamResampler(int(sample_rate), backend.sample_rate)
+    mono = downmix(array)
+    windows, clip, _ = tag_blocks([resampler.process(mono), resampler.flush()], backend, settings, batch_size,
+                                  pooling)
+    assert clip is not None  # a non-empty input gives at least one window
+    return windows, clip
