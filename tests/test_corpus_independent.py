@@ -134,3 +134,39 @@ def test_the_set_is_extracted_labelled_and_readable_as_a_manifest(tmp_path: Path
     write_rcc(rcc_dir / "traffic.rcc", files)
     with pytest.raises(TaggerError, match="traffic.rcc has no .*car.wav"):
         independent.build_independent_set(tmp_path / "again", tmp_path / "cache")
+
+
+def test_copies_of_corpus_sources_are_found_and_left_out(tmp_path: Path) -> None:
+    """A file of the set that is a corpus source at another gain (even inside a zip archive) is a
+    copy; a different recording of the same kind of sound is not."""
+    import zipfile
+
+    rng = np.random.default_rng(0)
+    rate = 22050
+    rain = (rng.standard_normal(rate * 3) * np.linspace(0.1, 0.3, rate * 3)).astype(np.float32)
+    other_rain = (rng.standard_normal(rate * 3) * 0.2).astype(np.float32)
+    bark = (np.sin(2 * np.pi * 600 * np.arange(rate) / rate) * (np.arange(rate) % 4000 < 1500)).astype(np.float32)
+    packages = tmp_path / "pkgs"
+    (packages / "game-data" / "sounds").mkdir(parents=True)
+    sf.write(packages / "game-data" / "sounds" / "rain.wav", rain, rate)
+    member = tmp_path / "bark.ogg"
+    sf.write(member, 0.5 * bark, rate)
+    with zipfile.ZipFile(packages / "game-data" / "sounds" / "pak.zip", "w") as archive:
+        archive.write(member, "animals/bark.ogg")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "sources.csv").write_text("package,file,licence,labels,group,split\n"
+                                        "game-data,sounds/rain.wav,GPL-2+,Rain,g1,train\n"
+                                        "game-data,sounds/pak.zip:animals/bark.ogg,GPL-2+,Dog,g2,train\n"
+                                        "procedural,\"sine_clip, clip 0\",MIT,Sine wave,g3,train\n")
+    out = tmp_path / "set"
+    out.mkdir()
+    sf.write(out / "copy.flac", 0.5 * rain, 44100 // 2)
+    sf.write(out / "dog.wav", bark, rate)
+    sf.write(out / "new-rain.wav", other_rain, rate)
+    (out / "independent.csv").write_text("path,labels,package,file\ncopy.flac,Rain,a,x\ndog.wav,Dog,b,y\n"
+                                         "new-rain.wav,Rain,c,z\n")
+    copies = independent.corpus_copies(out, corpus, packages, tmp_path / "work")
+    assert copies == [("copy.flac", "game-data:sounds/rain.wav"), ("dog.wav", "game-data:sounds/pak.zip:animals/bark.ogg")]
+    assert independent.drop_files(out, {name for name, _ in copies}) == 1
+    assert [e.path for e in read_examples(out / "independent.csv")] == [str(out / "new-rain.wav")]

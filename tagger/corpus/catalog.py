@@ -636,6 +636,12 @@ def _read(path: Path) -> Audio | None:
     return Audio(samples, rate, info.duration)
 
 
+def file_fingerprint(path: Path) -> Fingerprint | None:
+    """The content fingerprint of a file (None if unreadable, too short or silent)."""
+    audio = _read(path)
+    return None if audio is None else fingerprint(audio.samples, audio.rate, audio.seconds)
+
+
 def _candidate(path: Path, package: str, origin: str, rule: Rule, licence: str) -> Candidate | None:
     audio = _read(path)
     if audio is None:

@@ -13,9 +13,10 @@ as (the "owl" of the farm animals, the "violin" of the instrument quiz); files w
 name does not settle (a "harbor" ambience, a "guitar" note of unknown kind, a kart's engine) are
 left out. Files of other classes stay in as negatives (the cat, the ducks, the banjo, a clock).
 
-None of the files is a copy of a corpus source by the catalog's content fingerprint (checked
-against the 40000-clip corpus's sources.csv). It is for measuring only: the model never trains on it, and the audio is extracted into OUT,
-never committed.
+Given ``--corpus CORPUS`` (a folder ``tagger corpus`` wrote, built from ``--corpus-cache``), files
+that the catalog's content fingerprint finds to be copies of a corpus source recording are named
+and left out of the manifest, so that the check stays independent as the corpus grows. It is for
+measuring only: the model never trains on it, and the audio is extracted into OUT, never committed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from tagger.errors import TaggerError
 
+from .catalog import ARCHIVE_SUFFIXES, Fingerprint, extract_member, file_fingerprint
 from .classes import with_implied
 from .packages import fetch_packages
 from .rcc import rcc_files
@@ -160,14 +162,71 @@ def build_independent_set(out: Path, cache: Path) -> int:
     return len(rows)
 
 
+def _corpus_file(row: dict[str, str], packages_dir: Path, work_dir: Path) -> Path | None:
+    """Where a recorded source of the corpus's sources.csv lies (archive members are extracted)."""
+    archive, colon, member = row["file"].partition(":")
+    if colon and Path(archive).suffix in ARCHIVE_SUFFIXES:
+        path = packages_dir / row["package"] / archive
+        if not path.is_file():
+            return None
+        return extract_member(path, member, work_dir / row["package"] / Path(archive).name / member)
+    path = packages_dir / row["package"] / row["file"]
+    return path if path.is_file() else None
+
+
+def corpus_copies(out: Path, corpus: Path, packages_dir: Path, work_dir: Path) -> list[tuple[str, str]]:
+    """``(file of the set, "package:file" of the corpus)`` for every file of the set whose content
+    is a corpus source's (the catalog's fingerprint: same recording, whatever the gain or length)."""
+    with open(corpus / "sources.csv", newline="", encoding="utf-8") as handle:
+        rows = [row for row in csv.DictReader(handle) if (packages_dir / row["package"]).is_dir()]
+    sources: list[tuple[str, Fingerprint]] = []
+    for row in rows:
+        path = _corpus_file(row, packages_dir, work_dir)
+        found = file_fingerprint(path) if path else None
+        if found:
+            sources.append((f"{row['package']}:{row['file']}", found))
+    with open(out / "independent.csv", newline="", encoding="utf-8") as handle:
+        files = [row["path"] for row in csv.DictReader(handle)]
+    copies = []
+    for name in files:
+        mine = file_fingerprint(out / name)
+        match = mine and next((source for source, theirs in sources if theirs.compare(mine)), None)
+        if match:
+            copies.append((name, match))
+    return copies
+
+
+def drop_files(out: Path, names: set[str]) -> int:
+    """Remove these files from ``out/independent.csv``; returns how many rows remain."""
+    manifest = out / "independent.csv"
+    with open(manifest, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header, *rows = list(reader)
+    kept = [row for row in rows if row[0] not in names]
+    with open(manifest, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(kept)
+    return len(kept)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tagger.corpus.independent", description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="folder for the extracted files and independent.csv")
     parser.add_argument("--cache", type=Path, default=Path("independent-cache"),
                         help="downloaded and unpacked packages (default: independent-cache)")
+    parser.add_argument("--corpus", type=Path, help="a corpus folder: leave out copies of its sources")
+    parser.add_argument("--corpus-cache", type=Path, default=Path("corpus-cache"),
+                        help="the cache that corpus was built from (default: corpus-cache)")
     args = parser.parse_args(argv)
     try:
         count = build_independent_set(args.out, args.cache)
+        if args.corpus:
+            copies = corpus_copies(args.out, args.corpus, args.corpus_cache / "pkgs",
+                                   args.corpus_cache / "work" / "copy-check")
+            for name, source in copies:
+                print(f"left out {name}: a copy of the corpus source {source}")
+            count = drop_files(args.out, {name for name, _ in copies})
     except (TaggerError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
