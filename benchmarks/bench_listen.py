@@ -95,7 +95,7 @@ def run(backend, audio: Path, seconds: float, hop: float) -> dict:
     source = FileSource(str(audio), capacity_seconds=max(10.0, 2 * window / backend.sample_rate))
     tagger = LiveTagger(backend, LiveSettings(window, hop_samples), tracker, source.rate)
     updates: queue.Queue = queue.Queue()
-    worker = Worker(source.queue, tagger, updates)
+    worker = Worker(source.queue, tagger, updates, queue.Queue())  # events are not measured
     cpu0, wall0 = time.process_time(), time.perf_counter()
     source.start()
     worker.start()

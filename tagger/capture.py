@@ -176,12 +176,17 @@ class AudioQueue:
 
 
 class Source(Protocol):
-    """Where live audio comes from; it writes into ``queue`` once started."""
+    """Where live audio comes from; it writes into ``queue`` once started.
+
+    A source that has a ``fault`` either ends the run (``recoverable`` is False: a file that stopped
+    decoding) or is asked to ``reopen`` until it comes back (a device, the audio server); the time
+    it was away counts as lost audio."""
 
     name: str
     rate: int
     channels: int
     queue: AudioQueue
+    recoverable: bool
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -247,6 +252,8 @@ def find_device(devices: list[InputDevice], spec: str | None) -> InputDevice:
 class MicrophoneSource:
     """A PortAudio input stream in callback mode; reopens after the device or server comes back."""
 
+    recoverable = True
+
     def __init__(self, spec: str | None, capacity_seconds: float) -> None:
         self._sd = import_sounddevice()
         self._spec = spec
@@ -292,9 +299,10 @@ class MicrophoneSource:
         return None
 
     def reopen(self) -> bool:
-        """Re-initialise PortAudio, find the device again by name and restart; False if not back yet."""
+        """Re-initialise PortAudio, find the device again by name and restart; False if not back yet.
+        The first call closes the stream that failed; the gap is counted from then."""
+        self._lost_at = self._lost_at or time.monotonic()
         if self._stream is not None:
-            self._lost_at = self._lost_at or time.monotonic()
             self._close_stream()
         sd = self._sd
         try:
@@ -311,11 +319,6 @@ class MicrophoneSource:
             return False
         self._lost_at = 0.0
         return True
-
-    def mark_lost(self) -> None:
-        """Remember when the stream was lost (the gap is counted from here)."""
-        self._lost_at = self._lost_at or time.monotonic()
-        self._close_stream()
 
     def _close_stream(self) -> None:
         stream, self._stream = self._stream, None
@@ -336,7 +339,10 @@ def _portaudio_text(exc: Exception) -> str:
 
 
 class FileSource:
-    """An audio file played into the queue at real-time pace (``--input``), from its own thread."""
+    """An audio file played into the queue at real-time pace (``--input``), from its own thread.
+    A decoding error ends the run (the file will not decode better the next time)."""
+
+    recoverable = False
 
     def __init__(self, path: str, capacity_seconds: float) -> None:
         info = probe(path)
@@ -372,7 +378,7 @@ class FileSource:
         return self.error
 
     def reopen(self) -> bool:
-        return False
+        return False  # never asked: the source is not recoverable
 
     def stop(self) -> None:
         self._stop.set()

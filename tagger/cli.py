@@ -462,7 +462,7 @@ def listen_command(
         raise fail("--duration must be longer than 0 s", code=2)
     if input_path is not None and device is not None:
         raise fail("--input and --device exclude each other", code=2)
-    from .session import ListenOptions, prepare, run_listen
+    from .listen import ListenOptions, prepare, run_listen
 
     options = ListenOptions(
         device=device, input_path=str(input_path) if input_path else None, window=window, hop=hop, top=top,

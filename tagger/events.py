@@ -84,7 +84,6 @@ class _Candidate:
 class EventTracker:
     """Per-label hysteresis with a minimum duration; see the module docstring.
 
-    ``active`` restricts which classes can produce events (``--only`` / ``--exclude``).
     :meth:`update` returns the records of events confirmed (``onset``) or ended (``offset``)
     by one window, an event is confirmed once it has lasted ``min_duration`` seconds.
     """
@@ -93,7 +92,6 @@ class EventTracker:
     thresholds: np.ndarray
     offset_ratio: float = 0.7
     min_duration: float = 0.0
-    active: np.ndarray | None = None
     _open: dict[int, _Candidate] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -113,9 +111,6 @@ class EventTracker:
         records = []
         above_on = probabilities >= self.thresholds
         above_off = probabilities >= self._offsets
-        if self.active is not None:
-            above_on &= self.active
-            above_off &= self.active
         for i in list(self._open):
             candidate = self._open[i]
             if above_off[i]:

@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ from .audio import StreamResampler, downmix
 from .capture import AudioQueue
 from .events import EventTracker, Smoother
 from .backends import Backend
-from .tagging import run_windows
+from .tagging import DEFAULT_BATCH_SIZE, run_windows
 from .windows import Window, WindowEngine
 
 SILENCE_DB = -120.0
@@ -49,7 +49,6 @@ class Update:
     inference: float  # seconds of model time for this window
     latency: float  # seconds from the window's last sample arriving to this update
     warmup: bool  # a partial window (the first full window has not filled yet)
-    events: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -58,17 +57,24 @@ class LiveSettings:
     hop: int
     smooth: int = 1
     min_level_db: float | None = None
-    batch_size: int = 8  # windows per model call when catching up
 
 
 class LiveTagger:
-    """Turns captured frames into :class:`Update` objects; not thread-safe (one worker uses it)."""
+    """Turns captured frames into :class:`Update` objects and event records; not thread-safe (one
+    worker uses it).
+
+    ``shown`` (indices into the model's labels, in order) are the labels the run reports: updates
+    carry only their probabilities and ``tracker`` is made for them, so nothing downstream masks.
+    Event records wait in :meth:`take_events` until the worker hands them on.
+    """
 
     def __init__(self, backend: Backend, settings: LiveSettings, tracker: EventTracker,
-                 input_rate: int) -> None:
+                 input_rate: int, shown: np.ndarray | None = None) -> None:
         self.backend = backend
         self.settings = settings
         self.tracker = tracker
+        self.shown = np.arange(len(backend.labels)) if shown is None else np.asarray(shown)
+        self._events: list[dict[str, Any]] = []
         self.rate = backend.sample_rate
         self._smoother = Smoother(settings.smooth)
         self._offset = 0.0  # stream seconds at the start of the current segment
@@ -86,12 +92,16 @@ class LiveTagger:
         """Stream seconds of audio received so far (gaps included)."""
         return self._offset + self._input_frames / self.input_rate
 
-    def restart(self, input_rate: int, gap: float) -> list[dict[str, Any]]:
+    def restart(self, input_rate: int, gap: float) -> None:
         """A gap of ``gap`` seconds in the audio: end open events, start new windows after it."""
-        records = self.tracker.close(self.time)
+        self._events += self.tracker.close(self.time)
         self._offset = self.time + gap
         self._start_segment(input_rate)
-        return records
+
+    def take_events(self) -> list[dict[str, Any]]:
+        """The event records produced since the last call, oldest first."""
+        events, self._events = self._events, []
+        return events
 
     def push(self, frames: np.ndarray, arrival: float) -> list[Update]:
         """Feed ``[n, channels]`` frames whose last one arrived at ``arrival`` (time.monotonic())."""
@@ -118,19 +128,19 @@ class LiveTagger:
         gate = self.settings.min_level_db
         loud = [w for w, (rms, _) in zip(windows, levels) if gate is None or rms >= gate]
         started = time.perf_counter()
-        results = iter([p for _, p in run_windows(loud, self.backend, self.settings.batch_size)])
+        results = iter([p[self.shown] for _, p in run_windows(loud, self.backend, DEFAULT_BATCH_SIZE)])
         inference = (time.perf_counter() - started) / max(1, len(loud))
-        silent = np.zeros(len(self.backend.labels), np.float32)
+        silent = np.zeros(len(self.shown), np.float32)
         updates = []
         for w, (rms, peak) in zip(windows, levels):
             start, end = self._offset + w.start / self.rate, self._offset + w.end / self.rate
             new_audio = max(start, end - hop / self.rate)
             tagged = gate is None or rms >= gate
             smoothed = self._smoother(next(results)) if tagged else None
-            events = self.tracker.update(new_audio, end, silent if smoothed is None else smoothed)
+            self._events += self.tracker.update(new_audio, end, silent if smoothed is None else smoothed)
             updates.append(Update(start, end, rms, peak, smoothed, inference if tagged else 0.0,
                                   max(0.0, time.monotonic() - arrived(w)),
-                                  len(w.samples) < self.settings.window, events))
+                                  len(w.samples) < self.settings.window))
         return updates
 
     def close(self) -> list[dict[str, Any]]:
@@ -139,26 +149,35 @@ class LiveTagger:
 
 
 class WorkerFailed:
-    """Put on the update queue when the worker thread hits an error; ``message`` is one line."""
+    """Put on the updates queue when the worker thread hits an error; ``message`` is one line."""
 
     def __init__(self, message: str) -> None:
         self.message = message
 
 
 class Finished:
-    """Put on the update queue when the input ended and every window was tagged."""
+    """Put on the updates queue when the input ended and every window was tagged."""
 
 
 class Worker(threading.Thread):
-    """Reads the audio queue, runs the tagger and puts :class:`Update` objects (and the event
-    records closed by a gap, as dicts) on ``updates`` for the display thread."""
+    """Reads the audio queue, runs the tagger, and puts :class:`Update` objects on ``updates`` and
+    event records (dicts) on ``events``; a window's events go on their queue before its update, so a
+    reader that takes an update and then the waiting events sees them in order."""
 
-    def __init__(self, audio: AudioQueue, tagger: LiveTagger, updates: queue.Queue) -> None:
+    def __init__(self, audio: AudioQueue, tagger: LiveTagger, updates: queue.Queue,
+                 events: queue.Queue) -> None:
         super().__init__(name="tagger-inference", daemon=True)
         self.audio = audio
         self.tagger = tagger
         self.updates = updates
+        self.events = events
         self.stopping = threading.Event()
+
+    def _hand_on(self, updates: list[Update]) -> None:
+        for record in self.tagger.take_events():
+            self.events.put(record)
+        for update in updates:
+            self.updates.put(update)
 
     def run(self) -> None:
         try:
@@ -166,16 +185,13 @@ class Worker(threading.Thread):
                 chunk = self.audio.read(timeout=0.1)
                 if chunk is None:
                     if self.audio.ended:
-                        for update in self.tagger.finish():
-                            self.updates.put(update)
+                        self._hand_on(self.tagger.finish())
                         self.updates.put(Finished())
                         return
                     continue
                 if chunk.gap > 0 or chunk.rate != self.tagger.input_rate:
-                    for record in self.tagger.restart(chunk.rate, chunk.gap):
-                        self.updates.put(record)
-                for update in self.tagger.push(chunk.frames, chunk.arrival):
-                    self.updates.put(update)
+                    self.tagger.restart(chunk.rate, chunk.gap)
+                self._hand_on(self.tagger.push(chunk.frames, chunk.arrival))
         except Exception as exc:  # noqa: BLE001 - reported as one line by the display thread
             self.updates.put(WorkerFailed(f"tagging failed: {' '.join(str(exc).split()) or type(exc).__name__}"))
 

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .aggregate import timeline, top_k
+from .formatting import format_time, probability_bar
 from .tagging import FileResult
 
 DECIMALS = 6
@@ -139,20 +140,6 @@ class CsvSink:
 
     def close(self) -> None:
         pass
-
-
-def format_time(seconds: float) -> str:
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(int(minutes), 60)
-    if hours:
-        return f"{hours}:{minutes:02d}:{secs:04.1f}"
-    return f"{minutes}:{secs:04.1f}"
-
-
-def probability_bar(probability: float, width: int = 20) -> str:
-    """A bar that reads without colour: filled and empty cells use different characters."""
-    filled = int(round(max(0.0, min(1.0, probability)) * width))
-    return "█" * filled + "·" * (width - filled)
 
 
 class TableSink:

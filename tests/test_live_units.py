@@ -12,7 +12,7 @@ import sounddevice as sd
 from tagger.capture import AudioDeviceError, AudioQueue, InputDevice, MicrophoneSource, find_device
 from tagger.events import EventTracker, Smoother, label_thresholds
 from tagger.live import LiveSettings, LiveTagger
-from tagger.session import label_mask, parse_label_thresholds
+from tagger.listen import parse_label_thresholds, shown_labels
 
 LABELS = ["dog", "cat", "Speech"]
 
@@ -53,8 +53,9 @@ def test_minimum_duration_drops_blips_and_delays_confirmation():
 def test_per_label_thresholds_active_mask_and_close():
     thresholds = label_thresholds(LABELS, 0.5, parse_label_thresholds(LABELS, ["speech=0.2"]))
     assert thresholds.tolist() == pytest.approx([0.5, 0.5, 0.2])
-    tracker = EventTracker(LABELS, thresholds, active=label_mask(LABELS, [], ["cat"]))
-    records = feed(tracker, [[0.1, 0.9, 0.3]])
+    shown = shown_labels(LABELS, [], ["cat"])  # the tracker follows the reported labels only
+    tracker = EventTracker([LABELS[i] for i in shown], thresholds[shown])
+    records = feed(tracker, [np.array([0.1, 0.9, 0.3])[shown]])
     assert [(r["event"], r["label"]) for r in records] == [("onset", "Speech")]
     closed = tracker.close(7.5)
     assert [(r["event"], r["offset"]) for r in closed] == [("offset", 7.5)]
@@ -68,11 +69,12 @@ def test_bad_label_thresholds(bad):
 
 
 def test_label_filters():
-    assert label_mask(LABELS, ["DOG", "speech"], []).tolist() == [True, False, True]
+    assert shown_labels(LABELS, ["DOG", "speech"], []).tolist() == [0, 2]
+    assert shown_labels(LABELS, [], ["cat"]).tolist() == [0, 2]
     with pytest.raises(ValueError, match="did you mean 'Speech'"):
-        label_mask(LABELS, ["Speach"], [])
+        shown_labels(LABELS, ["Speach"], [])
     with pytest.raises(ValueError, match="no label"):
-        label_mask(LABELS, ["dog"], ["dog"])
+        shown_labels(LABELS, ["dog"], ["dog"])
 
 
 def test_smoother_averages_the_last_windows():

@@ -1,8 +1,10 @@
-"""One ``tagger listen`` run: a source, the inference worker, a display, faults, and a clean stop.
+"""``tagger listen``: its options checked against the model, and one run: a source, the inference
+worker, a display, faults, and a clean stop with a summary.
 
-The main thread only moves updates from the worker to the display (the Rich UI or JSON lines),
-watches the clock (``--duration``) and the source (reopening it when the device or the audio server
-comes back), and turns Ctrl-C into a summary; capture and inference run on their own threads.
+The main thread only moves updates and events from the worker to the display (the Rich UI or JSON
+lines, :mod:`tagger.displays`), watches the clock (``--duration``) and the source (reopening one that
+can come back, such as a device or the audio server), and turns Ctrl-C into a summary; capture and
+inference run on their own threads.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from typing import IO, Any, Protocol
 import numpy as np
 
 from .aggregate import top_k
-from .capture import FileSource, MicrophoneSource, native_stderr_discarded
+from .backends import Backend
+from .capture import AudioQueue, FileSource, MicrophoneSource, Source, native_stderr_discarded
+from .displays import Display, Header, JsonLines, TuiDisplay, summary_text
 from .errors import TaggerError
 from .events import EventTracker, label_thresholds
+from .formatting import rounded
 from .live import Finished, LiveSettings, LiveTagger, Update, Worker, WorkerFailed
-from .backends import Backend
 from .tagging import WindowSettings
-from .tui import Header, TuiDisplay
 
 RETRY_SECONDS = 1.0
 REFRESH_SECONDS = 0.25
@@ -68,8 +71,9 @@ def find_label(labels: Sequence[str], name: str) -> int:
     raise ValueError(f"unknown label '{name}'{hint}")
 
 
-def label_mask(labels: Sequence[str], only: Sequence[str], exclude: Sequence[str]) -> np.ndarray:
-    """Classes to show and report: all, or only ``only``, minus ``exclude``."""
+def shown_labels(labels: Sequence[str], only: Sequence[str], exclude: Sequence[str]) -> np.ndarray:
+    """Indices of the classes to show and report, in model order: all, or only ``only``, minus
+    ``exclude``."""
     mask = np.zeros(len(labels), bool) if only else np.ones(len(labels), bool)
     for name in only:
         mask[find_label(labels, name)] = True
@@ -77,7 +81,7 @@ def label_mask(labels: Sequence[str], only: Sequence[str], exclude: Sequence[str
         mask[find_label(labels, name)] = False
     if not mask.any():
         raise ValueError("--only/--exclude leave no label to report")
-    return mask
+    return np.flatnonzero(mask)
 
 
 def parse_label_thresholds(labels: Sequence[str], items: Sequence[str]) -> dict[str, float]:
@@ -97,11 +101,13 @@ def parse_label_thresholds(labels: Sequence[str], items: Sequence[str]) -> dict[
 
 @dataclass
 class Plan:
-    """The checked settings of a run."""
+    """The checked settings of a run: windowing, the labels it reports (indices into the model's
+    and their names) and the event tracker made for those labels."""
 
     window: int
     hop: int
-    allowed: np.ndarray
+    shown: np.ndarray
+    labels: list[str]
     tracker: EventTracker
 
 
@@ -110,60 +116,12 @@ def prepare(backend: Backend, options: ListenOptions) -> Plan:
     window, hop = WindowSettings(options.window, options.hop).resolve(backend)
     if hop > window:
         raise ValueError("--hop cannot be longer than the window")
-    labels = backend.labels
-    allowed = label_mask(labels, options.only, options.exclude)
-    thresholds = label_thresholds(labels, options.threshold,
-                                  parse_label_thresholds(labels, options.label_thresholds))
-    tracker = EventTracker(labels, thresholds, options.offset_ratio, options.min_duration, allowed)
-    return Plan(window, hop, allowed, tracker)
-
-
-class Display(Protocol):
-    def add_update(self, update: Update) -> None: ...
-    def add_event(self, record: dict[str, Any]) -> None: ...
-    def set_status(self, text: str) -> None: ...
-    def refresh(self, elapsed: float, lost: float, late: float) -> None: ...
-
-
-def rounded(value: float, digits: int = 3) -> float:
-    return round(float(value), digits)
-
-
-class JsonLines:
-    """``--format jsonl``: one object per update, event and status change, on stdout."""
-
-    def __init__(self, stream: IO[str], labels: Sequence[str], allowed: np.ndarray, top: int,
-                 hop: float) -> None:
-        self.stream, self.labels, self.allowed, self.top, self.hop = stream, labels, allowed, top, hop
-        self.lost = 0.0
-
-    def write(self, obj: dict[str, Any]) -> None:
-        self.stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        self.stream.flush()
-
-    def add_update(self, update: Update) -> None:
-        record: dict[str, Any] = {
-            "type": "update", "start": rounded(update.start), "end": rounded(update.end),
-            "warmup": update.warmup, "level_db": rounded(update.level_db, 1),
-            "peak_db": rounded(update.peak_db, 1), "tagged": update.probabilities is not None,
-            "latency_ms": rounded(update.latency * 1000, 1),
-            "inference_ms": rounded(update.inference * 1000, 1),
-            "rtf": rounded(update.inference / self.hop), "lost_seconds": rounded(self.lost),
-        }
-        if update.probabilities is not None:
-            probabilities = np.where(self.allowed, update.probabilities, -1.0)
-            record["top"] = [{"label": self.labels[i], "probability": rounded(update.probabilities[i], 6)}
-                             for i in top_k(probabilities, min(self.top, int(self.allowed.sum())))]
-        self.write(record)
-
-    def add_event(self, record: dict[str, Any]) -> None:
-        self.write(record)
-
-    def set_status(self, text: str) -> None:
-        self.write({"type": "status", "message": text})
-
-    def refresh(self, elapsed: float, lost: float, late: float) -> None:
-        self.lost = lost
+    shown = shown_labels(backend.labels, options.only, options.exclude)
+    labels = [backend.labels[i] for i in shown]
+    thresholds = label_thresholds(backend.labels, options.threshold,
+                                  parse_label_thresholds(backend.labels, options.label_thresholds))[shown]
+    tracker = EventTracker(labels, thresholds, options.offset_ratio, options.min_duration)
+    return Plan(window, hop, shown, labels, tracker)
 
 
 @dataclass
@@ -184,8 +142,8 @@ class Tally:
             self.inference.append(update.inference)
             self.peaks = update.probabilities if self.peaks is None else np.maximum(self.peaks, update.probabilities)
 
-    def summary(self, stopped: str, elapsed: float, audio: float, lost: float,
-                labels: Sequence[str], allowed: np.ndarray, top: int) -> dict[str, Any]:
+    def summary(self, stopped: str, elapsed: float, audio: float, queue_: AudioQueue,
+                labels: Sequence[str], top: int) -> dict[str, Any]:
         def percentiles(values: list[float]) -> dict[str, float] | None:
             if not values:
                 return None
@@ -194,26 +152,14 @@ class Tally:
 
         peaks = []
         if self.peaks is not None:
-            masked = np.where(allowed, self.peaks, -1.0)
             peaks = [{"label": labels[i], "peak": rounded(self.peaks[i], 4)}
-                     for i in top_k(masked, min(top, int(allowed.sum())))]
+                     for i in top_k(self.peaks, min(top, len(labels)))]
         return {"type": "summary", "stopped": stopped, "seconds": rounded(elapsed, 2),
                 "audio_seconds": rounded(audio, 2), "updates": self.updates, "events": self.events,
-                "lost_seconds": rounded(lost), "reconnects": self.reconnects,
+                "lost_seconds": rounded(queue_.lost), "input_overflows": queue_.flags,
+                "reconnects": self.reconnects,
                 "latency_ms": percentiles(self.latencies), "inference_ms": percentiles(self.inference),
                 "top": peaks}
-
-
-def summary_text(summary: dict[str, Any]) -> str:
-    latency = summary["latency_ms"]
-    lines = [f"stopped ({summary['stopped']}) after {summary['seconds']:.1f} s: {summary['updates']} updates, "
-             f"{summary['events']} events, {summary['lost_seconds']:.1f} s of audio lost, "
-             f"{summary['reconnects']} reconnects"]
-    if latency:
-        lines.append(f"latency p50 {latency['p50']:.0f} ms, p95 {latency['p95']:.0f} ms")
-    if summary["top"]:
-        lines.append("highest: " + ", ".join(f"{t['label']} {t['peak']:.2f}" for t in summary["top"]))
-    return "\n".join(lines)
 
 
 def open_events_file(path: Path | None) -> IO[str] | None:
@@ -232,19 +178,20 @@ def run_listen(backend: Backend, options: ListenOptions, plan: Plan) -> dict[str
     events_file = open_events_file(options.output)
     capacity = max(10.0, 2 * window_s)
     with native_stderr_discarded():
-        source = (FileSource(options.input_path, capacity) if options.input_path
-                  else MicrophoneSource(options.device, capacity))
+        source: Source = (FileSource(options.input_path, capacity) if options.input_path
+                          else MicrophoneSource(options.device, capacity))
         tagger = LiveTagger(backend, LiveSettings(plan.window, plan.hop, options.smooth, options.min_level),
-                            plan.tracker, source.rate)
+                            plan.tracker, source.rate, plan.shown)
         header = Header(source.name, source.rate, source.channels, backend.name,
                         type(backend).__name__.removesuffix("Backend"), rate, window_s, plan.hop / rate)
+        display: Display
         if options.interactive:
             from rich.console import Console
 
             console = Console(highlight=False)
-            display: Display = TuiDisplay(console, header, list(backend.labels), plan.allowed, options.top)
+            display = TuiDisplay(console, header, plan.labels, options.top)
         else:
-            display = JsonLines(sys.stdout, backend.labels, plan.allowed, options.top, plan.hop / rate)
+            display = JsonLines(sys.stdout, plan.labels, options.top, plan.hop / rate)
             display.write({"type": "start", "source": source.name, "input_rate": source.rate,
                            "channels": source.channels, "model": backend.name, "backend": header.backend,
                            "sample_rate": rate, "window": rounded(window_s), "hop": rounded(plan.hop / rate)})
@@ -255,8 +202,7 @@ def run_listen(backend: Backend, options: ListenOptions, plan: Plan) -> dict[str
                 stopped = run.loop(options.duration)
             finally:
                 run.shut_down()
-        summary = tally.summary(stopped, run.elapsed, tagger.time, source.queue.lost, backend.labels,
-                                plan.allowed, options.top)
+        summary = tally.summary(stopped, run.elapsed, tagger.time, source.queue, plan.labels, options.top)
     try:
         if isinstance(display, JsonLines):
             display.write(summary)
@@ -270,12 +216,15 @@ def run_listen(backend: Backend, options: ListenOptions, plan: Plan) -> dict[str
 class _Run:
     """The main thread's loop and its clean-up."""
 
-    def __init__(self, source: FileSource | MicrophoneSource, tagger: LiveTagger, display: Display,
-                 tally: Tally, events_file: IO[str] | None) -> None:
+    def __init__(self, source: Source, tagger: LiveTagger, display: Display, tally: Tally,
+                 events_file: IO[str] | None) -> None:
         self.source, self.tagger, self.display, self.tally = source, tagger, display, tally
         self.events_file = events_file
         self.updates: queue.Queue = queue.Queue()
-        self.worker = Worker(source.queue, tagger, self.updates)
+        self.events: queue.Queue = queue.Queue()
+        self.waiting: list[dict[str, Any]] = []  # event records taken, not yet due
+        self.shown_until = float("-inf")  # the end of the last update shown, stream seconds
+        self.worker = Worker(source.queue, tagger, self.updates, self.events)
         self.started = time.monotonic()
         self.elapsed = 0.0
 
@@ -305,16 +254,15 @@ class _Run:
                 if duration is not None and self.elapsed >= duration:
                     return "duration"
                 if self._drain(timeout=min(0.05, max(0.0, (duration or 1e9) - self.elapsed))):
-                    if isinstance(self.source, FileSource) and self.source.fault():
-                        raise TaggerError(self.source.fault())  # the file stopped decoding
+                    if self.source.fault():
+                        raise TaggerError(self.source.fault())  # the input stopped early
                     return "end of input"
                 if away_since is None:
                     fault = self.source.fault()
                     if fault:
-                        if isinstance(self.source, FileSource):
+                        if not self.source.recoverable:
                             raise TaggerError(fault)
                         away_since = now
-                        self.source.mark_lost()
                         self.display.set_status(f"{fault}; reopening every second, results so far are kept")
                 elif now >= next_retry:
                     if self.source.reopen():
@@ -338,8 +286,23 @@ class _Run:
             while not self._show(item):
                 item = self.updates.get_nowait()
         except queue.Empty:
+            self._events_until(self.shown_until)
             return False
+        self._events_until(None)
         return True
+
+    def _events_until(self, end: float | None) -> None:
+        """Show the waiting event records that belong to windows up to ``end`` (all with None): a
+        window's events follow its update, as the worker produced them."""
+        try:
+            while True:
+                self.waiting.append(self.events.get_nowait())
+        except queue.Empty:
+            pass
+        due = [r for r in self.waiting if end is None or r["time"] <= end + 1e-6]
+        self.waiting = [r for r in self.waiting if not (end is None or r["time"] <= end + 1e-6)]
+        for record in due:
+            self._event(record)
 
     def _show(self, item: object) -> bool:
         """Pass one item from the worker on; True when it says the input has ended."""
@@ -347,13 +310,11 @@ class _Run:
             return True
         if isinstance(item, WorkerFailed):
             raise TaggerError(item.message)
-        if isinstance(item, Update):
-            self.tally.add(item)
-            self.display.add_update(item)
-            for record in item.events:
-                self._event(record)
-        elif isinstance(item, dict):
-            self._event(item)
+        assert isinstance(item, Update)
+        self.tally.add(item)
+        self.display.add_update(item)
+        self.shown_until = item.end
+        self._events_until(item.end)
         return False
 
     def _event(self, record: dict[str, Any]) -> None:
@@ -374,6 +335,7 @@ class _Run:
         except (queue.Empty, TaggerError):
             pass
         try:
+            self._events_until(None)
             for record in self.tagger.close():
                 self._event(record)
             self.display.refresh(self.elapsed, self.source.queue.lost, self.source.queue.late)
@@ -389,4 +351,3 @@ def _silence_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
-

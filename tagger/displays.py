@@ -1,10 +1,14 @@
-"""The Rich terminal UI of ``tagger listen``: readable without colour (distinct bar characters)."""
+"""What ``tagger listen`` shows: the Rich terminal UI and JSON lines, side by side, and the closing
+summary's text. Both read without colour (the UI's bars use distinct characters). A display only
+ever sees the labels the run reports (``--only``/``--exclude`` are applied before it)."""
 
 from __future__ import annotations
 
+import json
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any, Protocol
 
 import numpy as np
 from rich.console import Console, Group
@@ -13,13 +17,60 @@ from rich.table import Table
 from rich.text import Text
 
 from .aggregate import top_k
+from .formatting import format_time, probability_bar, rounded
 from .live import SILENCE_DB, Update
-from .output import format_time, probability_bar
 
 HISTORY = 32  # updates shown in each label's history strip
 EVENT_LINES = 6
 SPARK = "·▁▂▃▄▅▆▇█"  # '·' is ~0: the strip stays visible for a quiet label
 LEVEL_FLOOR_DB = -60.0
+
+
+class Display(Protocol):
+    """Where a run's updates, events and status go (the UI or JSON lines)."""
+
+    def add_update(self, update: Update) -> None: ...
+    def add_event(self, record: dict[str, Any]) -> None: ...
+    def set_status(self, text: str) -> None: ...
+    def refresh(self, elapsed: float, lost: float, late: float) -> None: ...
+
+
+class JsonLines:
+    """``--format jsonl``: one object per update, event and status change, on stdout."""
+
+    def __init__(self, stream: IO[str], labels: Sequence[str], top: int, hop: float) -> None:
+        self.stream, self.labels, self.top, self.hop = stream, labels, top, hop
+        self.lost = 0.0
+
+    def write(self, obj: dict[str, Any]) -> None:
+        self.stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        self.stream.flush()
+
+    def add_update(self, update: Update) -> None:
+        record: dict[str, Any] = {
+            "type": "update", "start": rounded(update.start), "end": rounded(update.end),
+            "warmup": update.warmup, "level_db": rounded(update.level_db, 1),
+            "peak_db": rounded(update.peak_db, 1), "tagged": update.probabilities is not None,
+            "latency_ms": rounded(update.latency * 1000, 1),
+            "inference_ms": rounded(update.inference * 1000, 1),
+            "rtf": rounded(update.inference / self.hop), "lost_seconds": rounded(self.lost),
+        }
+        if update.probabilities is not None:
+            record["top"] = [{"label": self.labels[i], "probability": rounded(update.probabilities[i], 6)}
+                             for i in top_k(update.probabilities, min(self.top, len(self.labels)))]
+        self.write(record)
+
+    def add_event(self, record: dict[str, Any]) -> None:
+        self.write(record)
+
+    def set_status(self, text: str) -> None:
+        self.write({"type": "status", "message": text})
+
+    def refresh(self, elapsed: float, lost: float, late: float) -> None:
+        self.lost = lost
+
+
+# --- the Rich terminal UI ------------------------------------------------------------------------
 
 
 def sparkline(values: np.ndarray) -> str:
@@ -58,12 +109,10 @@ def event_line(record: dict[str, Any]) -> str:
 class TuiDisplay:
     """Keeps the latest state and draws it in a Rich Live region on a terminal."""
 
-    def __init__(self, console: Console, header: Header, labels: list[str], allowed: np.ndarray,
-                 top: int) -> None:
+    def __init__(self, console: Console, header: Header, labels: Sequence[str], top: int) -> None:
         self.console = console
         self.header = header
         self.labels = labels
-        self.allowed = allowed
         self.top = top
         self.history: deque[np.ndarray] = deque(maxlen=HISTORY)
         self.events: deque[str] = deque(maxlen=EVENT_LINES)
@@ -126,7 +175,6 @@ class TuiDisplay:
             return Text("waiting for audio ...")
         if u.probabilities is None:
             return Text("(below --min-level: not tagging)")
-        probabilities = np.where(self.allowed, u.probabilities, -1.0)
         history = np.stack(self.history)
         table = Table(show_edge=False, box=None, pad_edge=False,
                       title="warming up (partial window)" if u.warmup else None, title_justify="left")
@@ -135,7 +183,7 @@ class TuiDisplay:
         table.add_column("prob", justify="right")
         table.add_column("")
         table.add_column(f"last {HISTORY} updates", no_wrap=True)
-        for rank, i in enumerate(top_k(probabilities, min(self.top, int(self.allowed.sum()))), start=1):
+        for rank, i in enumerate(top_k(u.probabilities, min(self.top, len(self.labels))), start=1):
             p = float(u.probabilities[i])
             table.add_row(str(rank), self.labels[i], f"{p:.3f}", probability_bar(p),
                           sparkline(history[:, i]).rjust(HISTORY, " "))
@@ -145,3 +193,15 @@ class TuiDisplay:
         if not self.events:
             return Text("events: none yet")
         return Text("events:\n" + "\n".join(self.events))
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    latency = summary["latency_ms"]
+    lines = [f"stopped ({summary['stopped']}) after {summary['seconds']:.1f} s: {summary['updates']} updates, "
+             f"{summary['events']} events, {summary['lost_seconds']:.1f} s of audio lost, "
+             f"{summary['reconnects']} reconnects"]
+    if latency:
+        lines.append(f"latency p50 {latency['p50']:.0f} ms, p95 {latency['p95']:.0f} ms")
+    if summary["top"]:
+        lines.append("highest: " + ", ".join(f"{t['label']} {t['peak']:.2f}" for t in summary["top"]))
+    return "\n".join(lines)
