@@ -76,7 +76,7 @@ def run_one(args: argparse.Namespace) -> dict:
     from tagger.frontend import FrontendConfig, MelFrontend
     from tagger.hardware import autocast, resolve_device, resolve_precision
     from tagger.model import PaSST, PaSSTConfig, grid_for_frames
-    from tagger.augment import mixup
+    from tagger.augment import Mixup
 
     torch.manual_seed(0)
     if args.threads:
@@ -104,11 +104,12 @@ def run_one(args: argparse.Namespace) -> dict:
     targets = (torch.rand(args.batch, 527, device=device) < 0.02).float()
 
     def step() -> None:
+        mix = Mixup.draw(args.batch, 0.3, device)
         with torch.no_grad():
-            mel, mixed = mixup(frontend(waves), targets, 0.3)
+            mel = mix(frontend(waves))
         with autocast(device, precision):
             logits, _ = model(mel.unsqueeze(1))
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), mixed)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), mix(targets))
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()

@@ -105,7 +105,7 @@ def _check_path(path: PathLike) -> None:
 
 
 @contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
+def native_stderr_silenced() -> Iterator[None]:
     """Discard what C decoders write to fd 2 (mpg123 prints "Note: Illegal Audio-MPEG-Header ...").
 
     Failures still surface as libsndfile error codes; only the decoder's chatter is dropped.
@@ -126,7 +126,7 @@ def _open(path: PathLike) -> sf.SoundFile:
     """Open an audio file for reading, converting every failure to AudioDecodeError."""
     _check_path(path)
     try:
-        with _native_stderr_silenced():
+        with native_stderr_silenced():
             audio = sf.SoundFile(os.fspath(path))
     except _SOUNDFILE_ERRORS as exc:
         raise _decode_error(path, _error_reason(exc)) from None
@@ -329,7 +329,7 @@ def _read_blocks(audio: sf.SoundFile, path: PathLike, block_frames: int,
     while stopped is None:
         try:
             if chatty_decoder:
-                with _native_stderr_silenced():
+                with native_stderr_silenced():
                     frames = audio.read(block_frames, dtype="float32", always_2d=True)
             else:
                 frames = audio.read(block_frames, dtype="float32", always_2d=True)

@@ -173,12 +173,22 @@ def augment_clip(augment: Augment, rng: np.random.Generator, audio: np.ndarray, 
     return np.pad(clip, (0, window - len(clip))).astype(np.float32)
 
 
-def mixup(mel: torch.Tensor, targets: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mix each spectrogram with another of the batch; lambda ~ Beta(alpha, alpha), kept >= 0.5."""
-    import torch
+@dataclass(frozen=True)
+class Mixup:
+    """One mixup draw for a batch: example i becomes ``weight[i] * x[i] + (1 - weight[i]) *
+    x[partner[i]]``. The same draw mixes the spectrograms and the targets."""
 
-    lam = torch.distributions.Beta(alpha, alpha).sample((mel.shape[0],)).to(mel.device)
-    lam = torch.maximum(lam, 1.0 - lam)
-    partner = torch.randperm(mel.shape[0], device=mel.device)
-    mixed = lam[:, None, None] * mel + (1.0 - lam[:, None, None]) * mel[partner]
-    return mixed, lam[:, None] * targets + (1.0 - lam[:, None]) * targets[partner]
+    weight: torch.Tensor  # [batch], each at least 0.5
+    partner: torch.Tensor  # [batch] indices into the batch
+
+    @classmethod
+    def draw(cls, batch: int, alpha: float, device: torch.device) -> "Mixup":
+        """Weights ~ Beta(alpha, alpha), folded to >= 0.5; partners a random permutation."""
+        import torch
+
+        weight = torch.distributions.Beta(alpha, alpha).sample((batch,)).to(device)
+        return cls(torch.maximum(weight, 1.0 - weight), torch.randperm(batch, device=device))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight.view(-1, *([1] * (x.dim() - 1)))
+        return weight * x + (1.0 - weight) * x[self.partner]

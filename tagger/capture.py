@@ -18,7 +18,6 @@ from typing import IO, Any, Protocol
 
 import numpy as np
 
-from .audio import _native_stderr_silenced as native_stderr_discarded  # noqa: F401 - re-exported
 from .audio import probe, stream_audio
 from .errors import TaggerError
 

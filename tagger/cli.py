@@ -13,13 +13,15 @@ from typing import IO, TYPE_CHECKING, Optional
 import typer
 from typer.exceptions import TyperException
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import __version__
 from .augment import CONDITIONS_HELP
+from .backends import DEVICE_HELP
 from .errors import TaggerError
-from .options import (DevicesFormat, ExportFrontend, ListenFormat, OutputFormat, Pooling, Precision, ReportFormat,
-                      Task, TrainPrecision)
+from .options import (MAX_OPSET, MIN_OPSET, DevicesFormat, ExportFrontend, ListenFormat, OutputFormat, Pooling,
+                      Precision, ReportFormat, Task, TrainPrecision, options_from)
 from .tagging import DEFAULT_BATCH_SIZE
 
 if TYPE_CHECKING:
@@ -36,6 +38,24 @@ app = typer.Typer(
     help="Tag sounds in audio files with PaSST (Patchout faSt Spectrogram Transformer).",
 )
 stderr = Console(stderr=True, highlight=False)
+
+# Options that several commands take, each defined once.
+WINDOW = typer.Option(None, "--window", help="Window length in seconds (default: the model's context).")
+HOP = typer.Option(None, "--hop", help="Hop between windows in seconds (default: half the window).")
+BATCH_SIZE = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Windows per model call.")
+POOLING = typer.Option(Pooling.max, "--pooling", help="Clip score from the windows' scores.")
+PRECISION = typer.Option(Precision.fp32, "--precision",
+                         help="fp32 (the reference numbers) or bf16 (faster on AMX CPUs and GPUs; PyTorch models).")
+COMPUTE_DEVICE_HELP = DEVICE_HELP + "."
+DEVICE = typer.Option("auto", "--device", help=COMPUTE_DEVICE_HELP)
+THREADS = typer.Option(None, "--threads", min=1,
+                       help="CPU threads for inference (default: PyTorch's or ONNX Runtime's choice).")
+NUM_HEADS = typer.Option(None, "--num-heads", min=1,
+                         help="Attention heads of an official checkpoint (default: embed_dim / 64; tagger model files know theirs).")
+PATH_COLUMN = typer.Option("path", "--path-column", help="Manifest column with the audio paths (relative to the manifest).")
+LABELS_COLUMN = typer.Option("labels", "--labels-column", help="Manifest column with the labels.")
+DELIMITER = typer.Option(",", "--delimiter", help="Field separator of the manifest.")
+LABEL_SEPARATOR = typer.Option(",", "--label-separator", help="Separator between the labels of one clip.")
 
 
 def error_line(message: str) -> None:
@@ -127,30 +147,21 @@ def file_command(
                                           help="Write the results to this file instead of stdout."),
     top: int = typer.Option(5, "--top-k", "-k", min=1,
                             help="Labels in the table and in the JSON 'top' list (JSON and CSV keep every class)."),
-    window: Optional[float] = typer.Option(None, "--window",
-                                           help="Window length in seconds (default: the model's context)."),
-    hop: Optional[float] = typer.Option(None, "--hop", help="Hop between windows in seconds (default: half the window)."),
-    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Windows per model call."),
-    pooling: Pooling = typer.Option(Pooling.max, "--pooling", help="Clip score from the windows' scores."),
-    precision: Precision = typer.Option(Precision.fp32, "--precision",
-                                        help="fp32 (the reference numbers) or bf16 (faster on AMX CPUs and GPUs)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for inference (default: PyTorch's or ONNX Runtime's choice)."),
-    num_heads: Optional[int] = typer.Option(None, "--num-heads", min=1,
-                                            help="Attention heads of an official checkpoint (default: embed_dim / 64; tagger model files know theirs)."),
+    window: Optional[float] = WINDOW,
+    hop: Optional[float] = HOP,
+    batch_size: int = BATCH_SIZE,
+    pooling: Pooling = POOLING,
+    precision: Precision = PRECISION,
+    device: str = DEVICE,
+    threads: Optional[int] = THREADS,
+    num_heads: Optional[int] = NUM_HEADS,
     progress: bool = typer.Option(True, "--progress/--no-progress",
                                   help="Show progress bars (tagging: only on a terminal; model download) on stderr."),
 ) -> None:
     """Tag audio files (wav, flac, ogg, mp3, ...; any rate, channels and length)."""
     from .files import probe_targets
-    from .tagging import WindowSettings
 
-    settings = WindowSettings(window, hop)
-    try:
-        backend = open_backend(model, device, precision, threads, num_heads, progress)
-        settings.resolve(backend)
-    except ValueError as exc:
-        raise fail(str(exc), code=2) from None
+    backend, settings = open_windowed_backend(model, device, precision, threads, num_heads, progress, window, hop)
     failures = write_results(probe_targets(paths), backend, settings, output_format.value, output,
                              top, batch_size, pooling.value, progress and stderr.is_terminal)
     if failures:
@@ -166,6 +177,21 @@ def open_backend(model: Optional[str], device: str, precision: Precision, thread
         return load_backend(model, device, precision.value, threads, num_heads, progress)
     except ValueError as exc:
         raise fail(str(exc), code=2) from None
+
+
+def open_windowed_backend(model: Optional[str], device: str, precision: Precision, threads: Optional[int],
+                          num_heads: Optional[int], progress: bool, window: Optional[float],
+                          hop: Optional[float]) -> tuple["Backend", "WindowSettings"]:
+    """:func:`open_backend` and the --window/--hop settings checked against its model."""
+    from .tagging import WindowSettings
+
+    backend = open_backend(model, device, precision, threads, num_heads, progress)
+    settings = WindowSettings(window, hop)
+    try:
+        settings.resolve(backend)
+    except ValueError as exc:
+        raise fail(str(exc), code=2) from None
+    return backend, settings
 
 
 class FileReporter:
@@ -265,14 +291,14 @@ def export_command(
                                             help="Labelled data as `tagger eval` reads it: also report both models' mAP."),
     frontend: ExportFrontend = typer.Option(ExportFrontend.dft, "--frontend",
                                           help="STFT in the graph: dft (a strided Conv, faster) or stft (the ONNX STFT op)."),
-    opset: int = typer.Option(17, "--opset", min=17, max=20,  # 20: the TorchScript exporter's newest
-                              help="ONNX opset version."),
+    opset: int = typer.Option(MIN_OPSET, "--opset", min=MIN_OPSET, max=MAX_OPSET, help="ONNX opset version."),
     num_heads: Optional[int] = typer.Option(None, "--num-heads", min=1,
                                             help="Attention heads of an official checkpoint (default: embed_dim / 64)."),
     device: str = typer.Option("auto", "--device", help="Where the verification runs ONNX Runtime: auto, cpu, cuda or cuda:N."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for the verification."),
 ) -> None:
     """Export a model to one ONNX file (waveform in, probabilities and embedding out) and verify it."""
+    parameters = dict(locals())
     if int8 and fp16:
         raise fail("--int8 and --fp16 exclude each other", code=2)
     variant = "int8" if int8 else "fp16" if fp16 else "fp32"
@@ -284,11 +310,7 @@ def export_command(
                    code=2)
     from tagger_export.command import ExportRequest, run_export
 
-    request = ExportRequest(
-        model=model, output=output, precision=variant,
-        frontend=frontend.value, opset=opset, verify=verify, audio=tuple(audio or ()), labelled=labelled,
-        num_heads=num_heads, device=device, threads=threads,
-    )
+    request = options_from(ExportRequest, parameters, output=output, precision=variant)
     try:
         run_export(request, typer.echo)
     except ValueError as exc:
@@ -305,10 +327,10 @@ def train_command(
     val: Optional[Path] = typer.Option(None, "--val", help="Validation manifest or class folders (default: split off --val-split)."),
     val_split: float = typer.Option(0.1, "--val-split", help="Fraction of DATA held out for validation (stratified, seeded) without --val."),
     labels_file: Optional[Path] = typer.Option(None, "--labels", help="Label vocabulary file, one label per line (default: the labels in the data)."),
-    path_column: str = typer.Option("path", "--path-column", help="Manifest column with the audio paths (relative to the manifest)."),
-    labels_column: str = typer.Option("labels", "--labels-column", help="Manifest column with the labels."),
-    delimiter: str = typer.Option(",", "--delimiter", help="Field separator of the manifest."),
-    label_separator: str = typer.Option(",", "--label-separator", help="Separator between the labels of one clip."),
+    path_column: str = PATH_COLUMN,
+    labels_column: str = LABELS_COLUMN,
+    delimiter: str = DELIMITER,
+    label_separator: str = LABEL_SEPARATOR,
     task: Task = typer.Option(Task.auto, "--task", help="multi-label (sigmoid + BCE), single-label (softmax + CE) or auto (single-label when every clip has one label)."),
     init: Optional[str] = typer.Option(None, "--init", help="Start from this model (file or `tagger models` name; default: the embedded offline-50), with a new head for the data's labels."),
     from_scratch: bool = typer.Option(False, "--from-scratch", help="Start from random weights instead of a pretrained model (also implied by --arch, --embed-dim, --depth or --context)."),
@@ -330,15 +352,15 @@ def train_command(
     patchout_t: Optional[int] = typer.Option(None, "--patchout-t", min=0, help="Time-patch columns dropped per step (default: 40 per 10 s of window)."),
     patchout_f: int = typer.Option(0, "--patchout-f", min=0, help="Frequency-patch rows dropped per step (PaSST-S: 4 of 12; off by default, it hides sounds that live in a few bands)."),
     u_patchout: int = typer.Option(0, "--u-patchout", min=0, help="Further random patches dropped per step (unstructured patchout)."),
-    mixup_alpha: float = typer.Option(0.3, "--mixup", help="Mixup of spectrograms with lambda ~ Beta(a, a), max(l, 1-l) (0: off)."),
+    mixup: float = typer.Option(0.3, "--mixup", help="Mixup of spectrograms with lambda ~ Beta(a, a), max(l, 1-l) (0: off)."),
     gain: bool = typer.Option(True, "--gain/--no-gain", help="Random gain of -7..+6 dB per clip."),
     roll: float = typer.Option(0.25, "--roll", help="Random circular shift of up to this many seconds (0: off)."),
-    conditions: float = typer.Option(0.0, "--conditions", min=0.0, max=1.0, help=CONDITIONS_HELP),
+    conditions: float = typer.Option(0.0, "--conditions", min=0.0, max=1.0, help=escape(CONDITIONS_HELP)),
     spec_augment: bool = typer.Option(False, "--spec-augment/--no-spec-augment", help="Front-end train mode: mel band-edge jitter and frequency/time masks (PaSST's recipe; off by default, frequency masks hide sounds that live in a few bands)."),
     weighted_sampling: bool = typer.Option(True, "--weighted-sampling/--no-weighted-sampling", help="Draw clips of rare labels more often."),
     swa_start: Optional[int] = typer.Option(None, "--swa-start", min=1, help="Average the weights of this epoch and later into swa.pt."),
     precision: TrainPrecision = typer.Option(TrainPrecision.auto, "--precision", help="auto: bf16 on CUDA and bf16-capable CPUs, fp16 on older GPUs, else fp32."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    device: str = DEVICE,
     workers: int = typer.Option(2, "--workers", min=0, help="Data-loading processes per training process."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads per process."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the data order, augmentation and initial weights."),
@@ -349,6 +371,8 @@ def train_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr (only on a terminal)."),
 ) -> None:
     """Train or fine-tune a tagger on your own labelled audio (the PaSST recipe)."""
+    parameters = dict(locals())
+    from .data import ManifestFormat
     from .train import TrainOptions, train
 
     if data is None and not resume:
@@ -358,20 +382,8 @@ def train_command(
     if init is not None and (from_scratch or sized):
         raise fail(f"--init and {'--from-scratch' if from_scratch else sized[0]} exclude each other "
                    "(size options describe a new model from random weights)", code=2)
-    opts = TrainOptions(
-        data=str(data) if data else "", out=str(out), val=str(val) if val else None, val_split=val_split,
-        labels_file=str(labels_file) if labels_file else None, path_column=path_column,
-        labels_column=labels_column, delimiter=delimiter, label_separator=label_separator, task=task.value,
-        init=init, from_scratch=from_scratch or bool(sized), arch=arch or TrainOptions.arch,
-        embed_dim=embed_dim, depth=depth, num_heads=num_heads, context=context,
-        window=window, freeze_backbone=freeze_backbone, backbone_lr_scale=backbone_lr_scale, epochs=epochs,
-        batch_size=batch_size, accumulate=accumulate, lr=lr, weight_decay=weight_decay,
-        warmup_epochs=warmup_epochs, clip_grad=clip_grad, patchout_t=patchout_t, patchout_f=patchout_f,
-        u_patchout=u_patchout, mixup=mixup_alpha, gain=gain, roll=roll, conditions=conditions, spec_augment=spec_augment,
-        weighted_sampling=weighted_sampling, swa_start=swa_start, precision=precision.value, device=device,
-        workers=workers, threads=threads, seed=seed, cache_dir=str(cache_dir) if cache_dir else None,
-        checkpoint_every=checkpoint_every, max_bad=max_bad, name=name, progress=progress,
-    )
+    opts = options_from(TrainOptions, parameters, data=str(data or ""), from_scratch=from_scratch or bool(sized),
+                        manifest=ManifestFormat(path_column, labels_column, delimiter, label_separator))
     result = train(opts, resume=resume, console=stderr)
     if int(os.environ.get("RANK", "0")) == 0:
         best = result["best_mAP"]
@@ -383,34 +395,28 @@ def eval_command(
     model: str = typer.Argument(..., help="Model file (.pt, or .onnx from `tagger export`) or a name from `tagger models`.", show_default=False),
     data: Path = typer.Argument(..., help="CSV manifest or folder of class folders with the true labels.",
                                 show_default=False),
-    path_column: str = typer.Option("path", "--path-column", help="Manifest column with the audio paths."),
-    labels_column: str = typer.Option("labels", "--labels-column", help="Manifest column with the labels."),
-    delimiter: str = typer.Option(",", "--delimiter", help="Field separator of the manifest."),
-    label_separator: str = typer.Option(",", "--label-separator", help="Separator between the labels of one clip."),
+    path_column: str = PATH_COLUMN,
+    labels_column: str = LABELS_COLUMN,
+    delimiter: str = DELIMITER,
+    label_separator: str = LABEL_SEPARATOR,
     output_format: ReportFormat = typer.Option(ReportFormat.json, "--format", "-f", help="Format of --output."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write overall and per-class numbers to this file."),
     top: Optional[int] = typer.Option(None, "--top", min=1, help="Show only the N best classes in the table (default: all)."),
-    window: Optional[float] = typer.Option(None, "--window", help="Window length in seconds (default: the model's context)."),
-    hop: Optional[float] = typer.Option(None, "--hop", help="Hop between windows in seconds (default: half the window)."),
-    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Windows per model call."),
-    pooling: Pooling = typer.Option(Pooling.max, "--pooling", help="Clip score from the windows' scores."),
-    precision: Precision = typer.Option(Precision.fp32, "--precision", help="fp32 or bf16."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: PyTorch's choice)."),
-    num_heads: Optional[int] = typer.Option(None, "--num-heads", min=1, help="Attention heads of an official checkpoint."),
+    window: Optional[float] = WINDOW,
+    hop: Optional[float] = HOP,
+    batch_size: int = BATCH_SIZE,
+    pooling: Pooling = POOLING,
+    precision: Precision = PRECISION,
+    device: str = DEVICE,
+    threads: Optional[int] = THREADS,
+    num_heads: Optional[int] = NUM_HEADS,
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr (only on a terminal)."),
 ) -> None:
     """Score a model on labelled audio: overall and per-class average precision."""
     from .data import ManifestFormat
     from .evaluate import evaluate_dataset, print_report, write_report
-    from .tagging import WindowSettings
 
-    settings = WindowSettings(window, hop)
-    try:
-        backend = open_backend(model, device, precision, threads, num_heads, progress)
-        settings.resolve(backend)
-    except ValueError as exc:
-        raise fail(str(exc), code=2) from None
+    backend, settings = open_windowed_backend(model, device, precision, threads, num_heads, progress, window, hop)
     fmt = ManifestFormat(path_column, labels_column, delimiter, label_separator)
     with make_progress(progress and stderr.is_terminal) as bar:
         task = bar.add_task("evaluating", total=None)
@@ -437,11 +443,11 @@ def listen_command(
                                                help="tui (terminal UI), jsonl (one JSON object per update and event) or auto (tui on a terminal)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Append the events to this file as JSON lines."),
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds (default: until Ctrl-C or the end of --input)."),
-    window: Optional[float] = typer.Option(None, "--window", help="Window length in seconds (default: the model's context)."),
+    window: Optional[float] = WINDOW,
     hop: float = typer.Option(1.0, "--hop", help="Seconds between updates (windows start every hop)."),
     top: int = typer.Option(5, "--top-k", "-k", min=1, help="Labels shown per update."),
     threshold: float = typer.Option(0.5, "--threshold", help="Probability at which a sound event starts."),
-    label_threshold: Optional[list[str]] = typer.Option(None, "--label-threshold", metavar="LABEL=P",
+    label_thresholds: Optional[list[str]] = typer.Option(None, "--label-threshold", metavar="LABEL=P",
                                                         help="Threshold for one label (repeatable)."),
     offset_ratio: float = typer.Option(0.7, "--offset-ratio",
                                        help="An event ends when its probability falls below threshold x this ratio (hysteresis)."),
@@ -451,26 +457,22 @@ def listen_command(
     exclude: Optional[list[str]] = typer.Option(None, "--exclude", metavar="LABEL", help="Never show or report this label (repeatable)."),
     min_level: Optional[float] = typer.Option(None, "--min-level", metavar="DBFS",
                                               help="Do not tag while the newest hop is quieter than this RMS level (e.g. -50)."),
-    compute_device: str = typer.Option("auto", "--compute-device", help="Where the model runs: auto, cpu, cuda or cuda:N."),
-    precision: Precision = typer.Option(Precision.fp32, "--precision", help="fp32 or bf16 (PyTorch models)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for inference."),
-    num_heads: Optional[int] = typer.Option(None, "--num-heads", min=1, help="Attention heads of an official checkpoint."),
+    compute_device: str = typer.Option("auto", "--compute-device", help="Where the model runs: " + COMPUTE_DEVICE_HELP),
+    precision: Precision = PRECISION,
+    threads: Optional[int] = THREADS,
+    num_heads: Optional[int] = NUM_HEADS,
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the model download's progress bar on stderr."),
 ) -> None:
     """Tag live audio from a microphone (or --input FILE) in a terminal UI or as JSON lines."""
+    parameters = dict(locals())
     if duration is not None and duration <= 0:
         raise fail("--duration must be longer than 0 s", code=2)
     if input_path is not None and device is not None:
         raise fail("--input and --device exclude each other", code=2)
     from .listen import ListenOptions, prepare, run_listen
 
-    options = ListenOptions(
-        device=device, input_path=str(input_path) if input_path else None, window=window, hop=hop, top=top,
-        threshold=threshold, label_thresholds=tuple(label_threshold or ()), offset_ratio=offset_ratio,
-        min_duration=min_duration, smooth=smooth, only=tuple(only or ()), exclude=tuple(exclude or ()),
-        min_level=min_level, output=output, duration=duration,
-        interactive=output_format == ListenFormat.tui or (output_format == ListenFormat.auto and sys.stdout.isatty()),
-    )
+    options = options_from(ListenOptions, parameters, interactive=output_format == ListenFormat.tui or (
+        output_format == ListenFormat.auto and sys.stdout.isatty()))
     try:
         backend = open_backend(model, compute_device, precision, threads, num_heads, progress)
         plan = prepare(backend, options)
@@ -486,9 +488,10 @@ def devices_command(
     """List the audio input devices that `tagger listen --device` accepts."""
     import json
 
-    from .capture import import_sounddevice, list_input_devices, native_stderr_discarded, write_device_table
+    from .audio import native_stderr_silenced
+    from .capture import import_sounddevice, list_input_devices, write_device_table
 
-    with native_stderr_discarded():
+    with native_stderr_silenced():
         devices = list_input_devices(import_sounddevice())
     if output_format == DevicesFormat.json:  # a list for programs, empty when there are no devices
         typer.echo(json.dumps([d.__dict__ for d in devices], ensure_ascii=False))
@@ -508,13 +511,13 @@ def corpus_command(
     heldout_clips: int = typer.Option(1500, "--heldout-clips", min=1, help="Clips in the held-out split."),
     heldout_fraction: float = typer.Option(0.25, "--heldout-fraction", min=0.0, max=0.9, help="Share of each class's source recordings held out; 0 holds none out (every source trains, no heldout.csv)."),
     workers: int = typer.Option(2, "--workers", min=1, help="Processes that decode sources and write clips."),
-    conditions: float = typer.Option(0.0, "--conditions", min=0.0, max=1.0, help=CONDITIONS_HELP + " Training split only."),
+    conditions: float = typer.Option(0.0, "--conditions", min=0.0, max=1.0, help=escape(CONDITIONS_HELP) + " Training split only."),
 ) -> None:
     """Build the offline training corpus of the default model from Debian packages (needs apt-get, fluidsynth, espeak-ng)."""
+    parameters = dict(locals())
     from .corpus.build import CorpusOptions, build_corpus
 
-    opts = CorpusOptions(out=out, cache=cache, seed=seed, train_clips=train_clips, heldout_clips=heldout_clips,
-                         heldout_fraction=heldout_fraction, workers=workers, conditions=conditions)
+    opts = options_from(CorpusOptions, parameters)
     summary = build_corpus(opts, report=lambda message: stderr.print(message))
     timings = summary["timings"]
     stderr.print(f"{out}: {summary['clips']['train']} training and {summary['clips']['heldout']} held-out clips "

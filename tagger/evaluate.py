@@ -19,6 +19,7 @@ from rich.table import Table
 
 from .data import BadClip, ManifestFormat, check_labels, error_reason, read_examples, target_matrix
 from .errors import TaggerError
+from .formatting import metric_cell
 from .metrics import Metrics, evaluate_scores
 from .backends import Backend
 from .tagging import WindowSettings, tag_file
@@ -98,12 +99,8 @@ def print_report(result: EvalResult, console: Console, top: int | None) -> None:
         per_class.add_column(column, justify="left" if column == "label" else "right")
     rows = [r for r in result.classes() if r["positives"]]
     for row in rows[:top] if top else rows:
-        per_class.add_row(row["label"], str(row["positives"]), _cell(row["ap"]), _cell(row["auc"]))
+        per_class.add_row(row["label"], str(row["positives"]), metric_cell(row["ap"]), metric_cell(row["auc"]))
     console.print(per_class)
-
-
-def _cell(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
 
 
 def write_report(result: EvalResult, output_format: str, stream: IO[str]) -> None:

@@ -1,4 +1,5 @@
-"""Text shared by the file tables and the live displays: times and bars that read without colour."""
+"""Text shared by the tables of `file`, `eval`, `train` and the live displays: times, metric cells and
+bars that read without colour."""
 
 from __future__ import annotations
 
@@ -21,3 +22,10 @@ def probability_bar(probability: float, width: int = 20) -> str:
 def rounded(value: float, digits: int = 3) -> float:
     """A plain float with ``digits`` decimals (for JSON)."""
     return round(float(value), digits)
+
+
+def metric_cell(value: float | None, short: bool = False) -> str:
+    """A table cell for a metric: 4 decimals (3 significant digits when ``short``), ``-`` when undefined."""
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if short else f"{value:.4f}"

@@ -3,7 +3,8 @@
 Steps (eval mode): pre-emphasis ``y[n] = x[n+1] - 0.97 x[n]``; centred STFT (n_fft 1024, a symmetric
 800-sample Hann window zero-padded to 1024, hop 320, reflect padding); power spectrum; Kaldi mel
 filterbank (128 bins, 0-15000 Hz, plus a zero Nyquist column); ``ln(x + 1e-5)``; ``(x + 4.5) / 5``.
-Train mode adds a random fmin/fmax jitter of the filterbank and SpecAugment frequency/time masks.
+Train mode adds a random fmin/fmax jitter of the filterbank and SpecAugment frequency/time masks
+(the time mask's width scaled to the input as ``timem`` is to PaSST's 10 s input).
 
 The forward pass takes every shape from its input tensor and never branches on values, so the module
 can be traced into an ONNX graph.
@@ -21,6 +22,7 @@ LOG_OFFSET = 1e-5
 NORM_SHIFT = 4.5
 NORM_SCALE = 5.0
 PREEMPHASIS = 0.97
+TIMEM_FRAMES = 1000  # the input length (10 s) that ``timem`` is set for
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class FrontendConfig:
     fmin: float = 0.0
     fmax: float | None = None  # None: sample_rate / 2 - fmax_aug_range / 2 (15000 Hz at 32 kHz)
     freqm: int = 48  # max width of a frequency mask (train mode)
-    timem: int = 192  # max width of a time mask (train mode)
+    timem: int = 192  # max width of a time mask on a 10 s input (train mode; scaled to the input)
     fmin_aug_range: int = 10
     fmax_aug_range: int = 2000
 
@@ -104,8 +106,9 @@ class MelFrontend(nn.Module):
         """One random frequency mask and one random time mask per example (set to 0 in log space)."""
         c = self.config
         batch, n_mels, n_frames = log_mel.shape
+        timem = round(c.timem * n_frames / TIMEM_FRAMES)
         keep = torch.ones_like(log_mel, dtype=torch.bool)
-        for axis, max_width, length in ((1, c.freqm, n_mels), (2, c.timem, n_frames)):
+        for axis, max_width, length in ((1, c.freqm, n_mels), (2, timem, n_frames)):
             if max_width <= 0:
                 continue
             width = (torch.rand(batch, device=log_mel.device) * min(max_width, length)).long()

@@ -21,13 +21,14 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 import numpy as np
 
 from .aggregate import top_k
 from .backends import Backend
-from .capture import AudioQueue, FileSource, MicrophoneSource, Source, native_stderr_discarded
+from .audio import native_stderr_silenced
+from .capture import AudioQueue, FileSource, MicrophoneSource, Source
 from .displays import Display, Header, JsonLines, TuiDisplay, summary_text
 from .errors import TaggerError
 from .events import EventTracker, label_thresholds
@@ -177,7 +178,7 @@ def run_listen(backend: Backend, options: ListenOptions, plan: Plan) -> dict[str
     window_s = plan.window / rate
     events_file = open_events_file(options.output)
     capacity = max(10.0, 2 * window_s)
-    with native_stderr_discarded():
+    with native_stderr_silenced():
         source: Source = (FileSource(options.input_path, capacity) if options.input_path
                           else MicrophoneSource(options.device, capacity))
         tagger = LiveTagger(backend, LiveSettings(plan.window, plan.hop, options.smooth, options.min_level),

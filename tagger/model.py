@@ -8,6 +8,7 @@ names follow the official implementation so its checkpoints load unchanged.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 
 import torch
@@ -291,10 +292,21 @@ class AudioTagger(nn.Module):
         """The model's context, in whole tenths of a second (10.0 for the official models)."""
         return math.floor(self.max_samples * 10 / self.sample_rate) / 10
 
-    def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mel = self.frontend(waveform)
+    def forward(self, waveform: torch.Tensor,
+                mel_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[batch, samples]`` waveform -> (logits, embedding). The front-end always runs in
+        float32, also under autocast; ``mel_transform`` (training: mixup) acts on its output."""
+        with torch.autocast(waveform.device.type, enabled=False):
+            mel = self.frontend(waveform)
+            if mel_transform is not None:
+                mel = mel_transform(mel)
         return self.passt(mel.unsqueeze(1))
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        """Sigmoid for multi-label models, softmax for single-label ones."""
-        return logits.sigmoid() if self.multi_label else logits.softmax(dim=-1)
+        return logits_to_probabilities(logits, self.multi_label)
+
+
+def logits_to_probabilities(logits: torch.Tensor, multi_label: bool) -> torch.Tensor:
+    """Sigmoid for multi-label models, softmax for single-label ones (also in the exported graph)."""
+    return logits.sigmoid() if multi_label else logits.softmax(dim=-1)

@@ -1,9 +1,17 @@
 """The choices of the command-line options, each defined once: the CLI shows these enums and the
-modules check their arguments against the same values. Torch-free (the CLI imports it at start)."""
+modules check their arguments against the same values; :func:`options_from` builds a module's
+options dataclass from a command's parameters. Torch-free (the CLI imports it at start)."""
 
 from __future__ import annotations
 
+import dataclasses
 from enum import Enum
+from pathlib import Path
+from typing import Any, TypeVar
+
+# ONNX opsets `tagger export` writes: 17 brings STFT and LayerNormalization, 20 is the newest the
+# TorchScript-based exporter writes.
+MIN_OPSET, MAX_OPSET = 17, 20
 
 
 class OutputFormat(str, Enum):
@@ -68,3 +76,31 @@ class DevicesFormat(str, Enum):
 def values(choices: type[Enum]) -> tuple[str, ...]:
     """The option values of an enum, in order (for checks and messages)."""
     return tuple(choice.value for choice in choices)
+
+
+Options = TypeVar("Options")
+
+
+def options_from(cls: type[Options], parameters: dict[str, Any], **overrides: Any) -> Options:
+    """A dataclass of options from a command's parameters of the same names: an enum gives its value,
+    a list a tuple, a path its text where the field is a string, and None (an option not given)
+    leaves the field's default; ``overrides`` are taken as they are."""
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if field.name in overrides:
+            values[field.name] = overrides[field.name]
+            continue
+        value = parameters.get(field.name)
+        if value is None:
+            continue
+        if isinstance(value, Enum):
+            value = value.value
+        elif isinstance(value, list):
+            value = tuple(value)
+        elif isinstance(value, Path) and "Path" not in str(field.type):
+            value = str(value)
+        values[field.name] = value
+    unknown = set(overrides) - {field.name for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no option {', '.join(sorted(unknown))}")
+    return cls(**values)

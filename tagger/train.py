@@ -19,7 +19,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +37,15 @@ from torch.utils.data import DataLoader
 from . import __version__
 from .atomic import atomic_write, remove_stale_temporaries
 from .checkpoint import atomic_save, load_checkpoint, model_file_contents, read_file
-from .augment import GAIN_DB, Augment, check_conditions_available, mixup
+from .augment import GAIN_DB, Augment, Mixup, check_conditions_available
 from .data import (AudioCache, BadClip, ClipDataset, DataError, EpochSampler, Example,
                    ManifestFormat, check_labels, probe_clips, read_examples, read_labels_file,
                    sample_weights, stratified_split, target_matrix, vocabulary)
 from .embedded import EMBEDDED_MODEL
 from .errors import TaggerError
 from .evaluate import score_clips
-from .frontend import FrontendConfig, MelFrontend
+from .formatting import metric_cell
+from .frontend import FrontendConfig
 from .hardware import autocast, resolve_device, resolve_precision, setup_distributed
 from .torch_backend import TorchBackend
 from .metrics import Metrics, evaluate_scores
@@ -81,10 +82,7 @@ class TrainOptions:
     val: str | None = None
     val_split: float = 0.1
     labels_file: str | None = None
-    path_column: str = "path"
-    labels_column: str = "labels"
-    delimiter: str = ","
-    label_separator: str = ","
+    manifest: ManifestFormat = field(default_factory=ManifestFormat)
     task: str = "auto"
     init: str | None = None  # None: the embedded default model, unless from_scratch
     from_scratch: bool = False
@@ -126,8 +124,15 @@ class TrainOptions:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainOptions":
+        """The options saved in a ``last.pt`` (runs from before ``manifest`` kept its four fields flat)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        options = {k: v for k, v in values.items() if k in known}
+        layout = values.get("manifest") or {k: v for k, v in values.items() if k in _MANIFEST_FIELDS}
+        options["manifest"] = ManifestFormat(**{k: v for k, v in layout.items() if k in _MANIFEST_FIELDS})
+        return cls(**options)
+
+
+_MANIFEST_FIELDS = {f.name for f in fields(ManifestFormat)}
 
 
 @dataclass
@@ -147,14 +152,10 @@ class Split:
 # --- setup ---------------------------------------------------------------------------------------
 
 
-def _manifest_format(opts: TrainOptions) -> ManifestFormat:
-    return ManifestFormat(opts.path_column, opts.labels_column, opts.delimiter, opts.label_separator)
-
-
 def resolve_data(opts: TrainOptions, model_labels: list[str] | None) -> Split:
     """Read the training (and validation) data; choose the vocabulary and the task; leave out the
     files whose header cannot be read (stopping when more than ``--max-bad`` of them are bad)."""
-    fmt = _manifest_format(opts)
+    fmt = opts.manifest
     examples = read_examples(opts.data, fmt)
     if opts.val:
         train, val = examples, read_examples(opts.val, fmt)
@@ -336,34 +337,58 @@ class Trainer:
     def __init__(self, opts: TrainOptions, resume: bool, console: Console) -> None:
         self.out = Path(opts.out)
         self.console = console
+        self.opts, saved = self._resolve_run(opts, resume)
+        self._check_numbers()
+        self._setup_device()
+        self._build_model(resumed=saved is not None)
+        self._build_loaders()
+        self._build_optimizer()
+        self.epoch, self.batch, self.step = 0, 0, 0
+        self.best_map = -math.inf
+        self.history: list[dict[str, Any]] = []
+        self.loss_sum, self.loss_count = 0.0, 0
+        self.swa: dict[str, torch.Tensor] | None = None
+        self.swa_count = 0
+        self.skipped: dict[str, str] = {}  # training clips that failed to decode: path -> reason
+        if saved is not None:
+            self._restore(saved)
+            if self.epoch > self.opts.epochs:
+                raise TrainingError(f"{self.out} has already trained {self.epoch} epochs; "
+                                    f"--epochs must be at least that")
+
+    # --- setup, in order ---
+
+    def _resolve_run(self, opts: TrainOptions, resume: bool) -> tuple[TrainOptions, dict[str, Any] | None]:
+        """The run's options and, when resuming, its saved training state: a resumed run keeps
+        its saved options (only --epochs, --out and the progress display may change)."""
         state_file = self.out / "last.pt"
-        saved: dict[str, Any] | None = None
-        if resume:
-            if not state_file.is_file():
-                raise TrainingError(f"{self.out}: no last.pt to resume from")
-            saved_file = read_file(state_file)
-            saved = saved_file.get("training_state")
-            if not isinstance(saved, dict):
-                raise TrainingError(f"{state_file}: holds no training state (not written by tagger train)")
-            requested = opts
-            opts = replace(TrainOptions.from_dict(saved["options"]), out=requested.out,
-                           progress=requested.progress)
-            if requested.data and Path(requested.data).resolve() != Path(opts.data).resolve():
-                raise TrainingError(f"{self.out} was trained on {opts.data}, not {requested.data}")
-            if requested.epochs is not None:  # extend (or shorten) the run: the schedule follows
-                opts = replace(opts, epochs=requested.epochs)
-        elif state_file.exists():
-            raise TrainingError(f"{self.out} already holds a run; add --resume to continue it, "
-                                "or choose another --out")
-        else:
+        if not resume:
+            if state_file.exists():
+                raise TrainingError(f"{self.out} already holds a run; add --resume to continue it, "
+                                    "or choose another --out")
             opts = replace(opts, **{k: os.path.abspath(v) for k in ("data", "val", "labels_file", "cache_dir")
                                     if (v := getattr(opts, k))})
             if opts.from_scratch and opts.init:
                 raise TrainingError("--init and --from-scratch exclude each other")
             if not opts.from_scratch and opts.init is None:
                 opts = replace(opts, init=EMBEDDED_MODEL)
-        self.opts = opts
-        self._check_numbers()
+            return opts, None
+        if not state_file.is_file():
+            raise TrainingError(f"{self.out}: no last.pt to resume from")
+        saved = read_file(state_file).get("training_state")
+        if not isinstance(saved, dict):
+            raise TrainingError(f"{state_file}: holds no training state (not written by tagger train)")
+        requested = opts
+        opts = replace(TrainOptions.from_dict(saved["options"]), out=requested.out, progress=requested.progress)
+        if requested.data and Path(requested.data).resolve() != Path(opts.data).resolve():
+            raise TrainingError(f"{self.out} was trained on {opts.data}, not {requested.data}")
+        if requested.epochs is not None:  # extend (or shorten) the run: the schedule follows
+            opts = replace(opts, epochs=requested.epochs)
+        return opts, saved
+
+    def _setup_device(self) -> None:
+        """Device, process group, threads, precision and the seed."""
+        opts = self.opts
         self.device = resolve_device(opts.device, int(os.environ.get("LOCAL_RANK", "0")))
         self.dist = setup_distributed(self.device)
         threads = opts.threads or (max(1, (os.cpu_count() or 1) // self.dist.world_size)
@@ -371,9 +396,15 @@ class Trainer:
         if threads:
             torch.set_num_threads(threads)
         self.precision = resolve_precision(opts.precision, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         torch.manual_seed(opts.seed + self.dist.rank)
 
-        if saved is not None:
+    def _build_model(self, resumed: bool) -> None:
+        """The data split, the model (the saved one, the --init one or a new one), the training
+        window and patchout; the model wrapped for DDP when several processes train."""
+        opts = self.opts
+        if resumed:
+            state_file = self.out / "last.pt"
             base = load_checkpoint(state_file)
             self.split = resolve_data(opts, base.labels)
             if base.labels != self.split.labels:
@@ -397,30 +428,18 @@ class Trainer:
         if opts.freeze_backbone:
             for name, param in self.model.passt.named_parameters():
                 param.requires_grad = name.startswith("head.")
-        self.train_frontend = self._train_frontend()
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
-        self.ddp = (DistributedDataParallel(self.model.passt, device_ids=[self.device.index]
-                                            if self.device.type == "cuda" else None)
+        # The front-end's buffers are constants: nothing for DDP to broadcast.
+        self.ddp = (DistributedDataParallel(self.model, device_ids=[self.device.index]
+                                            if self.device.type == "cuda" else None, broadcast_buffers=False)
                     if self.dist.enabled else None)
-        self._build_loaders()
-        epochs, lr, chosen = start_defaults(opts, self.updates_per_epoch)
-        self.chosen = ", ".join(part for part in (self.chosen, chosen) if part)
-        self.opts = opts = replace(opts, epochs=epochs, lr=lr)
-        self.optimizer = torch.optim.AdamW(param_groups(self.model.passt, opts), lr=opts.lr,
-                                           betas=(0.9, 0.999))
 
-        self.epoch, self.batch, self.step = 0, 0, 0
-        self.best_map = -math.inf
-        self.history: list[dict[str, Any]] = []
-        self.loss_sum, self.loss_count = 0.0, 0
-        self.swa: dict[str, torch.Tensor] | None = None
-        self.swa_count = 0
-        self.skipped: dict[str, str] = {}  # training clips that failed to decode: path -> reason
-        if saved is not None:
-            self._restore(saved)
-            if self.epoch > opts.epochs:
-                raise TrainingError(f"{self.out} has already trained {self.epoch} epochs; "
-                                    f"--epochs must be at least that")
+    def _build_optimizer(self) -> None:
+        """AdamW over the model's parameter groups, after the epochs and peak rate are settled."""
+        epochs, lr, chosen = start_defaults(self.opts, self.updates_per_epoch)
+        self.chosen = ", ".join(part for part in (self.chosen, chosen) if part)
+        self.opts = replace(self.opts, epochs=epochs, lr=lr)
+        self.optimizer = torch.optim.AdamW(param_groups(self.model.passt, self.opts), lr=self.opts.lr,
+                                           betas=(0.9, 0.999))
 
     def _check_numbers(self) -> None:
         o = self.opts
@@ -440,15 +459,6 @@ class Trainer:
             raise TrainingError("--conditions must be between 0 and 1")
         if o.conditions > 0:
             check_conditions_available()
-
-    def _train_frontend(self) -> MelFrontend:
-        """The front-end in train mode (fmin/fmax jitter, masks with the time mask scaled to the
-        window as 192 frames are to 10 s), or the model's own in eval mode without --spec-augment."""
-        frontend = self.model.frontend.config
-        if not self.opts.spec_augment:
-            return MelFrontend(frontend).to(self.device).eval()
-        timem = round(frontend.timem * frontend.n_frames(self.window) / 1000)
-        return MelFrontend(replace(frontend, timem=timem)).to(self.device).train()
 
     def _build_loaders(self) -> None:
         o, split = self.opts, self.split
@@ -538,12 +548,11 @@ class Trainer:
     # --- training ---
 
     def _forward_loss(self, waves: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            mel = self.train_frontend(waves)
-            if self.opts.mixup > 0:
-                mel, targets = mixup(mel, targets, self.opts.mixup)
+        mix = Mixup.draw(len(waves), self.opts.mixup, self.device) if self.opts.mixup > 0 else None
         with autocast(self.device, self.precision):
-            logits, _ = (self.ddp or self.model.passt)(mel.unsqueeze(1))
+            logits, _ = (self.ddp or self.model)(waves, mel_transform=mix)
+        if mix is not None:
+            targets = mix(targets)
         return loss_of(logits.float(), targets, self.split.multi_label)
 
     def _check_finite(self, loss: torch.Tensor) -> None:
@@ -576,6 +585,7 @@ class Trainer:
     def train_epoch(self, progress: Progress) -> None:
         o = self.opts
         self.model.train()
+        self.model.frontend.train(o.spec_augment)  # SpecAugment and filterbank jitter, or the plain front-end
         self.sampler.set_epoch(self.epoch, skip=self.batch * o.batch_size)
         task = progress.add_task("train", total=self.steps_per_epoch, completed=self.batch,
                                  epoch=f"{self.epoch + 1}/{o.epochs}", loss=float("nan"), lr=0.0, sps=0.0)
@@ -771,15 +781,9 @@ class Trainer:
         for key in keys:
             table.add_column(key, justify="right")
         table.add_column("saved")
-        cells = [_cell(row[k], k in ("lr", "seconds")) for k in keys]
+        cells = [metric_cell(row[k], k in ("lr", "seconds")) for k in keys]
         table.add_row(*cells, "last, best" if improved else "last")
         self.console.print(table)
-
-
-def _cell(value: float | None, short: bool) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.3g}" if short else f"{value:.4f}"
 
 
 def train(opts: TrainOptions, resume: bool = False, console: Console | None = None) -> dict[str, Any]:

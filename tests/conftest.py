@@ -1,7 +1,11 @@
-"""Shared fixtures: small random-weight models and real audio written by the tests themselves."""
+"""Shared fixtures: small random-weight models, real audio written by the tests themselves, the
+reference checkpoint's path and the way tests run the CLI (a subprocess, as a user would)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +17,39 @@ from tagger.checkpoint import save_model
 from tagger.frontend import FrontendConfig
 from tagger.model import AudioTagger, PaSST, PaSSTConfig
 
+# The reference PaSST weights beside the repository (../shared, read-only).
+REFERENCE_CHECKPOINT = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "passt_reference" / "tiny.pt"
 SAMPLE_RATE = 32000
 SMALL_LABELS = ["low tone", "high tone", "noise", "clicks", "chirp", "silence"]
 # A CPU-cheap model with the official 10 s grid (12 x 99 patches).
 SMALL_CONFIG = PaSSTConfig(embed_dim=64, depth=2, num_heads=2, num_classes=len(SMALL_LABELS))
+
+
+def tagger_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a CLI run: fixed width, no colour, tracebacks kept as one-line errors."""
+    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", **(extra or {})}
+    env.pop("TAGGER_DEBUG", None)
+    return env
+
+
+def run_python(*args: object, cwd: Path | None = None, env: dict[str, str] | None = None,
+               timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python ARGS`` in a subprocess with :func:`tagger_env`; text output captured."""
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
+                          env=env or tagger_env(), cwd=cwd, timeout=timeout)
+
+
+def run_tagger(*args: object, cwd: Path | None = None, env: dict[str, str] | None = None,
+               timeout: float = 600) -> subprocess.CompletedProcess:
+    """``tagger ARGS`` run to the end."""
+    return run_python("-m", "tagger", *args, cwd=cwd, env=env, timeout=timeout)
+
+
+def start_tagger(*args: object, env: dict[str, str] | None = None, **popen: object) -> subprocess.Popen:
+    """``tagger ARGS`` started, its stdout and stderr as text pipes (``popen`` overrides)."""
+    options = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen}
+    return subprocess.Popen([sys.executable, "-m", "tagger", *map(str, args)], env=env or tagger_env(),
+                            **options)
 
 
 def tone(freq: float, seconds: float, rate: int = SAMPLE_RATE, amplitude: float = 0.5) -> np.ndarray:

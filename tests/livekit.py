@@ -118,17 +118,6 @@ class PulseServer:
         return subprocess.Popen(["paplay", str(path)], env=self.env)
 
 
-def tagger_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", **(extra or {})}
-    env.pop("TAGGER_DEBUG", None)
-    return env
-
-
-def start_tagger(*args: object, env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tagger", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env or tagger_env())
-
-
 def read_records(process: subprocess.Popen, until: str | None = None, timeout: float = 120) -> list[dict]:
     """JSON lines from a running ``tagger listen``: up to the first of type ``until``, else to the end."""
     records = []

@@ -4,12 +4,12 @@ script in a fresh interpreter, its numbers checked against the command line's.""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import run_python, run_tagger
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "tagger" / "assets" / "example.ogg"
 
@@ -49,15 +49,14 @@ json.dump({"scene": list(scene.shape), "size": model.scene_embedding_size,
 
 
 def run(script: str, *args: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=600)
+    done = run_python("-c", script, *args)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
 @pytest.fixture(scope="module")
 def cli_json() -> dict:
-    done = subprocess.run([sys.executable, "-m", "tagger", "file", str(EXAMPLE), "-f", "json", "--no-progress"],
-                          capture_output=True, text=True, timeout=600)
+    done = run_tagger("file", EXAMPLE, "-f", "json", "--no-progress")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 

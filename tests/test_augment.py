@@ -103,3 +103,54 @@ def test_a_missing_pedalboard_is_one_clear_error(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(sys.modules, "pedalboard", None)
     with pytest.raises(TaggerError, match=r"pip install 'tagger\[augment\]'"):
         check_conditions_available()
+
+
+def test_one_mixup_draw_mixes_spectrograms_and_targets_alike(example: np.ndarray) -> None:
+    import torch
+
+    from tagger.augment import Mixup
+    from tagger.frontend import MelFrontend
+
+    torch.manual_seed(3)
+    crops = torch.from_numpy(np.stack([example[i * RATE:(i + 2) * RATE] for i in range(0, 18, 3)]))
+    mel = MelFrontend().eval()(crops)
+    targets = torch.eye(len(crops))
+    mix = Mixup.draw(len(crops), 0.3, torch.device("cpu"))
+    assert bool((mix.weight >= 0.5).all()) and sorted(mix.partner.tolist()) == list(range(len(crops)))
+    mixed_mel, mixed_targets = mix(mel), mix(targets)
+    for i, (w, j) in enumerate(zip(mix.weight.tolist(), mix.partner.tolist())):
+        assert torch.allclose(mixed_mel[i], w * mel[i] + (1 - w) * mel[j], atol=1e-6)
+        assert mixed_targets[i].sum().item() == pytest.approx(1.0)
+        assert mixed_targets[i, i].item() >= 0.5  # each clip stays mostly itself
+        assert mixed_targets[i, j].item() == pytest.approx(1 - w if j != i else 1.0)
+
+
+@pytest.mark.parametrize("seconds", [5, 10])
+def test_the_time_mask_scales_with_the_input_as_timem_is_to_10_s(example: np.ndarray, seconds: int) -> None:
+    import torch
+
+    from tagger.frontend import FrontendConfig, MelFrontend
+
+    torch.manual_seed(0)
+    frontend = MelFrontend(FrontendConfig(freqm=0, fmin_aug_range=1, fmax_aug_range=2)).train()
+    crop = torch.from_numpy(example[: seconds * RATE]).expand(64, -1)
+    masked = (frontend(crop) == 4.5 / 5).all(dim=1)  # a masked column is 0 in log space, 0.9 normalized
+    widths = masked.sum(dim=1)
+    limit = round(192 * seconds / 10)
+    assert int(widths.max()) < limit and int(widths.max()) > limit * 0.8
+
+
+def test_the_front_end_stays_float32_under_autocast() -> None:
+    import torch
+
+    from tagger.model import PRESETS, AudioTagger
+    from tagger.frontend import FrontendConfig
+
+    torch.manual_seed(0)
+    model = AudioTagger(PRESETS["passt-mini"], FrontendConfig(), [f"c{i}" for i in range(527)]).eval()
+    wave = torch.from_numpy(_tone(440.0, 2.0))[None]
+    seen = []
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(wave, mel_transform=lambda mel: seen.append(mel) or mel)
+    assert seen[0].dtype == torch.float32
+    assert torch.equal(seen[0], model.frontend(wave))

@@ -15,19 +15,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import SAMPLE_RATE, SMALL_LABELS, scene, tone
+from conftest import REFERENCE_CHECKPOINT, SAMPLE_RATE, SMALL_LABELS, run_tagger, scene, start_tagger, tone
 from tagger.audio import load_audio
 from tagger.checkpoint import load_checkpoint
 from tagger.labels import audioset_labels
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "passt_reference" / "tiny.pt"
-
-
-def tagger(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
-    env.pop("TAGGER_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "tagger", *map(str, args)], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=600)
 
 
 def assert_one_line_errors(stderr: str) -> None:
@@ -45,7 +37,7 @@ def model_probabilities(model_path: Path, audio_path: Path) -> np.ndarray:
 
 def test_reference_parity_through_the_cli(tmp_path):
     """The fixture's official weights, the fixture's audio, the CLI: the reference probabilities."""
-    reference = torch.load(FIXTURE, weights_only=True)
+    reference = torch.load(REFERENCE_CHECKPOINT, weights_only=True)
     checkpoint = tmp_path / "tiny-official.pt"
     torch.save(reference["state_dict"], checkpoint)
     paths = []
@@ -53,7 +45,7 @@ def test_reference_parity_through_the_cli(tmp_path):
         path = tmp_path / f"{key}.wav"
         sf.write(path, reference[key][0].numpy(), SAMPLE_RATE, subtype="FLOAT")
         paths.append(path)
-    result = tagger("file", *paths, "-m", checkpoint, "--num-heads", "4", "--format", "json")
+    result = run_tagger("file", *paths, "-m", checkpoint, "--num-heads", "4", "--format", "json")
     assert result.returncode == 0, result.stderr
     files = json.loads(result.stdout)["files"]
     for record, key in zip(files, ("logits", "logits_short")):
@@ -67,7 +59,7 @@ def test_reference_parity_through_the_cli(tmp_path):
 def test_clip_within_the_context_is_one_forward_pass_without_padding(small_model_path, tmp_path, seconds):
     path = tmp_path / "clip.wav"
     sf.write(path, scene(seconds), SAMPLE_RATE, subtype="FLOAT")
-    result = tagger("file", path, "-m", small_model_path, "-f", "json")
+    result = run_tagger("file", path, "-m", small_model_path, "-f", "json")
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)["files"][0]
     assert [(w["start"], w["end"]) for w in record["windows"]] == [(0.0, seconds)]
@@ -79,7 +71,7 @@ def test_clip_within_the_context_is_one_forward_pass_without_padding(small_model
 def test_long_file_uses_sliding_windows_and_max_pooling(small_model_path, tmp_path):
     path = tmp_path / "long.flac"
     sf.write(path, scene(23.0, rate=44100), 44100)
-    result = tagger("file", path, "-m", small_model_path, "-f", "json", "--window", "4", "--hop", "3")
+    result = run_tagger("file", path, "-m", small_model_path, "-f", "json", "--window", "4", "--hop", "3")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert (document["window"], document["hop"]) == (4.0, 3.0)
@@ -90,7 +82,7 @@ def test_long_file_uses_sliding_windows_and_max_pooling(small_model_path, tmp_pa
     windows = np.array([w["probabilities"] for w in record["windows"]])
     clip = np.array([record["clip"][label] for label in document["labels"]])
     np.testing.assert_allclose(clip, windows.max(axis=0), atol=1e-6)
-    mean = tagger("file", path, "-m", small_model_path, "-f", "json", "--window", "4", "--hop", "3",
+    mean = run_tagger("file", path, "-m", small_model_path, "-f", "json", "--window", "4", "--hop", "3",
                   "--pooling", "mean")
     mean_clip = json.loads(mean.stdout)["files"][0]["clip"]
     np.testing.assert_allclose([mean_clip[label] for label in document["labels"]], windows.mean(axis=0),
@@ -102,7 +94,7 @@ def test_batching_does_not_change_results(small_model_path, tmp_path):
     sf.write(path, scene(30.0), SAMPLE_RATE)
     outputs = []
     for batch in ("1", "5"):
-        result = tagger("file", path, "-m", small_model_path, "-f", "json", "--batch-size", batch)
+        result = run_tagger("file", path, "-m", small_model_path, "-f", "json", "--batch-size", batch)
         assert result.returncode == 0, result.stderr
         outputs.append(np.array([w["probabilities"] for w in json.loads(result.stdout)["files"][0]["windows"]]))
     assert outputs[0].shape == (5, len(SMALL_LABELS))  # 0-10, 5-15, 10-20, 15-25, 20-30
@@ -126,7 +118,7 @@ def test_formats_rates_and_channels_in_one_batch_with_bad_files(small_model_path
     (tmp_path / "notes.txt.mp3").write_text("this is text")
     args = [p for p, _, _ in written[:4]] + [tmp_path / "broken.wav", tmp_path / "notes.txt.mp3",
                                              tmp_path / "missing.wav"] + [p for p, _, _ in written[4:]]
-    result = tagger("file", *args, "-m", small_model_path, "-f", "jsonl")
+    result = run_tagger("file", *args, "-m", small_model_path, "-f", "jsonl")
     assert result.returncode == 1
     assert_one_line_errors(result.stderr)
     assert len(result.stderr.strip().splitlines()) == 3
@@ -148,7 +140,7 @@ def test_directories_are_searched_recursively_and_written_to_a_file(small_model_
     sf.write(root / "a" / "b" / "two.flac", tone(600, 1.5), SAMPLE_RATE)
     (root / "a" / "readme.txt").write_text("not audio, ignored")
     out = tmp_path / "results.csv"
-    result = tagger("file", root, "-m", small_model_path, "-f", "csv", "-o", out)
+    result = run_tagger("file", root, "-m", small_model_path, "-f", "csv", "-o", out)
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
@@ -162,7 +154,7 @@ def test_directories_are_searched_recursively_and_written_to_a_file(small_model_
 def test_table_output_shows_labels_and_timeline(small_model_path, tmp_path):
     path = tmp_path / "scene.wav"
     sf.write(path, scene(25.0), SAMPLE_RATE)
-    result = tagger("file", path, "-m", small_model_path, "--top-k", "3")
+    result = run_tagger("file", path, "-m", small_model_path, "--top-k", "3")
     assert result.returncode == 0, result.stderr
     assert "scene.wav" in result.stdout and "timeline" in result.stdout
     shown = [label for label in SMALL_LABELS if label in result.stdout]
@@ -170,7 +162,7 @@ def test_table_output_shows_labels_and_timeline(small_model_path, tmp_path):
 
 
 def test_official_checkpoint_prints_audioset_names(official_527_path, scene_wav):
-    result = tagger("file", scene_wav, "-m", official_527_path, "-f", "json", "-k", "5")
+    result = run_tagger("file", scene_wav, "-m", official_527_path, "-f", "json", "-k", "5")
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)["files"][0]
     assert list(record["clip"]) == list(audioset_labels())
@@ -186,7 +178,7 @@ def test_official_checkpoint_prints_audioset_names(official_527_path, scene_wav)
     (["--pooling", "median"], 2, "'median' is not one of"),
 ])
 def test_bad_options_give_one_line_errors(small_model_path, scene_wav, args, code, message):
-    result = tagger("file", scene_wav, "-m", small_model_path, *args)
+    result = run_tagger("file", scene_wav, "-m", small_model_path, *args)
     assert result.returncode == code
     assert message in result.stderr
     assert_one_line_errors(result.stderr)
@@ -196,7 +188,7 @@ def test_bad_model_gives_one_line_error(scene_wav, tmp_path):
     broken = tmp_path / "broken.pt"
     broken.write_text("nope")
     for model in (broken, tmp_path / "absent.pt", "no-such-model"):
-        result = tagger("file", scene_wav, "-m", model)
+        result = run_tagger("file", scene_wav, "-m", model)
         assert result.returncode == 1
         assert_one_line_errors(result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1
@@ -207,7 +199,7 @@ def test_offline_registry_model_gives_one_line_error(scene_wav, tmp_path, monkey
     monkeypatch.setenv("TAGGER_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")  # a closed port: behave as offline
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
-    result = tagger("file", scene_wav, "-m", "passt-s-swa", "--no-progress")
+    result = run_tagger("file", scene_wav, "-m", "passt-s-swa", "--no-progress")
     assert result.returncode == 1
     assert_one_line_errors(result.stderr)
     assert "cannot download passt-s-swa" in result.stderr
@@ -220,7 +212,7 @@ def test_non_finite_audio_is_an_error_and_the_output_stays_strict(small_model_pa
     samples = np.zeros(SAMPLE_RATE, np.float32)
     samples[123] = np.nan
     sf.write(bad, samples, SAMPLE_RATE, subtype="FLOAT")
-    result = tagger("file", str(bad), str(scene_wav), "-m", str(small_model_path), "-f", fmt, "--no-progress")
+    result = run_tagger("file", str(bad), str(scene_wav), "-m", str(small_model_path), "-f", fmt, "--no-progress")
     assert result.returncode == 1
     assert_one_line_errors(result.stderr)
     assert f"{bad}: cannot decode audio (holds NaN or infinite samples)" in result.stderr
@@ -253,10 +245,8 @@ def test_an_interrupted_output_file_keeps_the_finished_results(small_model_path,
         sf.write(folder / f"{i:02d}.wav", scene(8.0), SAMPLE_RATE)
     out = tmp_path / "out.jsonl"
     out.write_text("the old results\n")
-    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "tagger", "file", str(folder), "-m", str(small_model_path),
-                                "-f", "jsonl", "-o", str(out), "--window", "1", "--hop", "0.5", "--no-progress"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    process = start_tagger("file", folder, "-m", small_model_path, "-f", "jsonl", "-o", out, "--window", "1",
+                           "--hop", "0.5", "--no-progress")
 
     def one_result_written() -> bool:
         return any(p.read_text().count("\n") >= 1 for p in tmp_path.glob(".out.jsonl.*.tmp"))
@@ -273,7 +263,7 @@ def test_an_interrupted_output_file_keeps_the_finished_results(small_model_path,
 
 
 def test_output_to_a_device_is_written_in_place(small_model_path, scene_wav):
-    result = tagger("file", str(scene_wav), "-m", str(small_model_path), "-f", "json", "-o", "/dev/full",
+    result = run_tagger("file", str(scene_wav), "-m", str(small_model_path), "-f", "json", "-o", "/dev/full",
                     "--no-progress")
     assert result.returncode == 1
     assert result.stderr.strip() == "error: /dev/full: cannot write (No space left on device)"
@@ -285,7 +275,7 @@ def test_links_pipes_and_devices_are_named_for_what_they_are(small_model_path, s
     (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
     (tmp_path / "broken").symlink_to(tmp_path / "missing.wav")
     os.mkfifo(tmp_path / "fifo")
-    result = tagger("file", tmp_path / "loop1", tmp_path / "broken", tmp_path / "fifo", "/dev/stdin",
+    result = run_tagger("file", tmp_path / "loop1", tmp_path / "broken", tmp_path / "fifo", "/dev/stdin",
                     scene_wav, "-m", small_model_path, "-f", "json", "--no-progress")
     assert result.returncode == 1
     assert_one_line_errors(result.stderr)
@@ -298,7 +288,7 @@ def test_links_pipes_and_devices_are_named_for_what_they_are(small_model_path, s
 
 
 def test_no_arguments_print_the_help_without_an_error_line():
-    result = tagger()
+    result = run_tagger()
     assert result.returncode == 2
     assert "Usage:" in result.stdout and "listen" in result.stdout and result.stderr == ""
 
@@ -332,7 +322,7 @@ def test_a_batch_of_bad_inputs_gives_strict_json_and_names_every_bad_file_once(s
                                                                              tmp_path):
     errors, truncated = _bad_input_corpus(tmp_path / "bad")
     paths = [tmp_path / "bad" / name for name in sorted([*errors, *truncated])]
-    result = tagger("file", *paths, scene_wav, "-m", small_model_path, "-f", "json", "--no-progress")
+    result = run_tagger("file", *paths, scene_wav, "-m", small_model_path, "-f", "json", "--no-progress")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     document = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
@@ -374,7 +364,7 @@ def test_the_progress_bar_does_not_stick_to_the_results_in_a_terminal(tmp_path):
 
 def test_output_into_a_missing_folder_creates_it_as_export_does(small_model_path, scene_wav, tmp_path):
     out = tmp_path / "new" / "folder" / "tags.json"
-    result = tagger("file", scene_wav, "-m", small_model_path, "-f", "json", "-o", out, "--no-progress")
+    result = run_tagger("file", scene_wav, "-m", small_model_path, "-f", "json", "-o", out, "--no-progress")
     assert result.returncode == 0, result.stderr
     assert json.loads(out.read_text())["files"][0]["path"] == str(scene_wav)
     assert [p.name for p in out.parent.iterdir()] == ["tags.json"]

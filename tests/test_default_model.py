@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from livekit import tagger_env
+from conftest import run_tagger, tagger_env
 
 from tagger.corpus.classes import CLASSES
 from tagger.embedded import EMBEDDED_MODEL, embedded_model_card, embedded_model_path
@@ -28,8 +27,7 @@ def offline_tagger(*args: str, cache: Path) -> subprocess.CompletedProcess:
     """Run the CLI with an empty download cache and no route to any server."""
     env = tagger_env({"TAGGER_CACHE_DIR": str(cache),
                       "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"})
-    return subprocess.run([sys.executable, "-m", "tagger", *args], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return run_tagger(*args, env=env, timeout=300)
 
 
 def test_the_embedded_model_is_the_default_and_small() -> None:

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from livekit import (LABELS, PulseServer, of_type, read_records, run_in_terminal, screen_text,
-                     start_tagger, tagger_env, tiny_live_model, write_tone)
+from conftest import run_tagger, start_tagger, tagger_env
+from livekit import LABELS, PulseServer, of_type, read_records, run_in_terminal, screen_text, tiny_live_model, write_tone
 
 TONE_RMS_DB = -9.03  # a 0.5-amplitude sine
 # Events for the tone: it is the only loud thing, and the gate turns silence into "not tagged".
@@ -51,8 +49,7 @@ def assert_clean(stderr: str) -> None:
 
 
 def test_devices_lists_the_pulse_inputs(pulse):
-    result = subprocess.run([sys.executable, "-m", "tagger", "devices", "--format", "json"],
-                            env=pulse_env(pulse), capture_output=True, text=True, timeout=60)
+    result = run_tagger("devices", "--format", "json", env=pulse_env(pulse), timeout=60)
     assert result.returncode == 0, result.stderr
     devices = json.loads(result.stdout)
     names = {d["name"] for d in devices}
@@ -188,9 +185,7 @@ def test_input_file_through_the_live_engine_matches_tagger_file(model, tmp_path)
     x = scene(3.5, rate=48000)
     sf.write(path, np.stack([x, 0.5 * x], axis=1), 48000, subtype="FLOAT")
     common = ["-m", model, "--window", "2", "--hop", "1"]
-    live = subprocess.run([sys.executable, "-m", "tagger", "listen", "--input", path, "--format", "jsonl",
-                           "-k", str(len(LABELS)), *common], capture_output=True, text=True,
-                          env=tagger_env(), timeout=120)
+    live = run_tagger("listen", "--input", path, "--format", "jsonl", "-k", len(LABELS), *common, timeout=120)
     assert live.returncode == 0, live.stderr
     records = [json.loads(line) for line in live.stdout.splitlines()]
     updates = of_type(records, "update")
@@ -198,8 +193,7 @@ def test_input_file_through_the_live_engine_matches_tagger_file(model, tmp_path)
         (0.0, 1.0, True), (0.0, 2.0, False), (1.0, 3.0, False), (1.5, 3.5, False)]  # last: aligned to the end
     assert records[-1]["stopped"] == "end of input"
 
-    offline = subprocess.run([sys.executable, "-m", "tagger", "file", path, "--format", "json", *common],
-                             capture_output=True, text=True, env=tagger_env(), timeout=120)
+    offline = run_tagger("file", path, "--format", "json", *common, timeout=120)
     assert offline.returncode == 0, offline.stderr
     windows = json.loads(offline.stdout)["files"][0]["windows"]
     assert [(w["start"], w["end"]) for w in windows] == [(u["start"], u["end"]) for u in updates[1:]]
@@ -216,9 +210,8 @@ def test_input_file_through_the_live_engine_matches_tagger_file(model, tmp_path)
     (["--input", "missing.wav"], 1, "missing.wav: cannot decode audio (no such file)"),
 ])
 def test_bad_input_is_one_line(pulse, model, tmp_path, args, code, message):
-    result = subprocess.run([sys.executable, "-m", "tagger", "listen", "-m", str(model), "--format", "jsonl",
-                             *args], capture_output=True, text=True, env=pulse_env(pulse), cwd=tmp_path,
-                            timeout=120)
+    result = run_tagger("listen", "-m", model, "--format", "jsonl", *args, env=pulse_env(pulse), cwd=tmp_path,
+                        timeout=120)
     assert result.returncode == code
     assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"]
     assert message in result.stderr
@@ -262,9 +255,7 @@ def test_an_input_file_with_nan_samples_is_an_error_naming_it(model, tmp_path):
     samples = np.zeros(32000, np.float32)
     samples[1000] = np.nan
     sf.write(path, samples, 32000, subtype="FLOAT")
-    result = subprocess.run([sys.executable, "-m", "tagger", "listen", "--input", path, "--format", "jsonl",
-                             "-m", model, "--window", "1"], capture_output=True, text=True, env=tagger_env(),
-                            timeout=120)
+    result = run_tagger("listen", "--input", path, "--format", "jsonl", "-m", model, "--window", "1", timeout=120)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"error: {path}: cannot decode audio (holds NaN or infinite samples)"]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
 import pytest
 import sounddevice as sd
 
+from conftest import run_tagger, tagger_env
 from tagger.capture import AudioDeviceError, AudioQueue, InputDevice, MicrophoneSource, find_device
 from tagger.events import EventTracker, Smoother, label_thresholds
 from tagger.live import LiveSettings, LiveTagger
@@ -191,16 +191,12 @@ def test_the_last_windows_latency_includes_the_time_spent_tagging_them():
 
 def test_devices_as_json_is_a_list_even_when_there_are_none(tmp_path):
     import json
-    import subprocess
-    import sys
 
-    env = {**os.environ, "PULSE_SERVER": f"unix:{tmp_path}/no-server", "NO_COLOR": "1"}
-    result = subprocess.run([sys.executable, "-m", "tagger", "devices", "-f", "json"], capture_output=True,
-                            text=True, env=env, timeout=120)
+    env = tagger_env({"PULSE_SERVER": f"unix:{tmp_path}/no-server"})
+    result = run_tagger("devices", "-f", "json", env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     devices = json.loads(result.stdout)
     assert isinstance(devices, list)
     if not devices:  # the table form says why there is nothing to list
-        table = subprocess.run([sys.executable, "-m", "tagger", "devices"], capture_output=True, text=True,
-                               env=env, timeout=120)
+        table = run_tagger("devices", env=env, timeout=120)
         assert table.returncode == 1 and table.stderr.startswith("error: no audio input devices found")

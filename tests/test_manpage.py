@@ -12,10 +12,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from conftest import run_tagger
 
 ROOT = Path(__file__).resolve().parents[1]
 MANPAGE = ROOT / "man" / "tagger.1"
@@ -48,8 +49,7 @@ def cli_env() -> dict[str, str]:
 @functools.cache
 def help_text(*command: str) -> str:
     """``tagger [command ...] --help`` of the installed package, run with this interpreter."""
-    args = [sys.executable, "-m", "tagger", *command, "--help"]
-    result = subprocess.run(args, capture_output=True, text=True, env=cli_env(), cwd=ROOT, timeout=120)
+    result = run_tagger(*command, "--help", env=cli_env(), cwd=ROOT, timeout=120)
     assert result.returncode == 0, (
         f"`tagger {' '.join(command)} --help` exited with {result.returncode}:\n{result.stderr}"
     )

@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import SAMPLE_RATE, SMALL_LABELS, scene
+from conftest import SAMPLE_RATE, SMALL_LABELS, run_python, run_tagger, scene
 from tagger.onnx_backend import OnnxBackend
 from tagger_export.onnx_export import export_model
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
-    env.pop("TAGGER_DEBUG", None)
-    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=600)
-
-
-def tagger(*args: object) -> subprocess.CompletedProcess:
-    return run(["-m", "tagger", *map(str, args)])
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +38,7 @@ def window_probabilities(document: dict) -> list[np.ndarray]:
 
 
 def test_onnx_and_pytorch_give_the_same_json(small_model_path, small_onnx, audio_files):
-    results = [tagger("file", *audio_files, "-m", model, "-f", "json", "--hop", "3")
+    results = [run_tagger("file", *audio_files, "-m", model, "-f", "json", "--hop", "3")
                for model in (small_model_path, small_onnx)]
     for result in results:
         assert result.returncode == 0, result.stderr
@@ -86,15 +72,15 @@ def test_the_onnx_path_never_imports_torch(small_onnx, small_model_path, audio_f
     """The exact CLI entry point, in a fresh interpreter: torch must not be in sys.modules after it."""
     sentinel = tmp_path / "modules.json"
     probe = NO_TORCH_PROBE.replace("SENTINEL", repr(str(sentinel)))
-    result = run(["-c", probe, "--", "file", *audio_files, "-m", small_onnx, "-f", "jsonl",
-                  "--threads", "1", "--device", "cpu"])
+    result = run_python("-c", probe, "--", "file", *audio_files, "-m", small_onnx, "-f", "jsonl",
+                        "--threads", "1", "--device", "cpu")
     assert result.returncode == 0, result.stderr
     report = json.loads(sentinel.read_text())
     assert report["code"] in (0, None), result.stderr
     assert report["torch"] == []
     assert len(result.stdout.strip().splitlines()) == 3  # it did tag the files
     # The probe can fail: the PyTorch path run the same way does import torch.
-    result = run(["-c", probe, "--", "file", audio_files[1], "-m", small_model_path, "-f", "json"])
+    result = run_python("-c", probe, "--", "file", audio_files[1], "-m", small_model_path, "-f", "json")
     assert result.returncode == 0, result.stderr
     assert "torch" in json.loads(sentinel.read_text())["torch"]
 
@@ -115,7 +101,7 @@ def test_readme_snippet_tags_a_file_without_tagger(small_onnx, tmp_path):
     sf.write(tmp_path / "audio.wav", audio, SAMPLE_RATE, subtype="FLOAT")
     (tmp_path / "snippet.py").write_text(snippet)
     no_tagger = "import sys; sys.modules['tagger'] = None; exec(open('snippet.py').read())"
-    result = run(["-c", no_tagger], cwd=tmp_path)  # importing tagger would fail
+    result = run_python("-c", no_tagger, cwd=tmp_path)  # importing tagger would fail
     assert result.returncode == 0, result.stderr
     printed = [line.split(None, 1) for line in result.stdout.strip().splitlines()]
     assert len(printed) == 5
@@ -125,7 +111,7 @@ def test_readme_snippet_tags_a_file_without_tagger(small_onnx, tmp_path):
         assert abs(float(probability) - expected[SMALL_LABELS.index(label)]) < 1e-4
     # The snippet refuses audio at another rate instead of giving wrong numbers.
     sf.write(tmp_path / "audio.wav", scene(2.0, rate=16000), 16000)
-    result = run(["snippet.py"], cwd=tmp_path)
+    result = run_python("snippet.py", cwd=tmp_path)
     assert result.returncode != 0 and "resample to 32000 Hz" in result.stderr
 
 
@@ -136,14 +122,14 @@ def test_readme_snippet_tags_a_file_without_tagger(small_onnx, tmp_path):
     (["--window", "11"], 2, "longer than the model's context"),
 ])
 def test_bad_options_with_an_onnx_model(small_onnx, audio_files, args, code, message):
-    result = tagger("file", audio_files[1], "-m", small_onnx, *args)
+    result = run_tagger("file", audio_files[1], "-m", small_onnx, *args)
     assert result.returncode == code
     assert result.stderr.count("\n") == 1 and message in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.skipif(any(Path("/dev").glob("nvidia[0-9]*")), reason="a GPU is present here")
 def test_asking_for_cuda_without_a_gpu_is_one_line(small_onnx, audio_files):
-    result = tagger("file", audio_files[1], "-m", small_onnx, "--device", "cuda")
+    result = run_tagger("file", audio_files[1], "-m", small_onnx, "--device", "cuda")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "cuda" in result.stderr and "Traceback" not in result.stderr
 
@@ -156,7 +142,7 @@ def test_bad_onnx_files_give_one_line_errors(audio_files, tmp_path):
     for model, message in ((tmp_path / "missing.onnx", "no such model file"),
                            (garbage, "not a readable ONNX model"),
                            (foreign, "not an ONNX model made by `tagger export`")):
-        result = tagger("file", audio_files[1], "-m", model)
+        result = run_tagger("file", audio_files[1], "-m", model)
         assert result.returncode == 1, result.stderr
         assert result.stderr.count("\n") == 1 and message in result.stderr and "Traceback" not in result.stderr
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import SAMPLE_RATE, SMALL_LABELS, scene, tone
+from conftest import (REFERENCE_CHECKPOINT, SAMPLE_RATE, SMALL_LABELS, run_tagger, scene, start_tagger,
+                      tagger_env, tone)
 from tagger.checkpoint import load_checkpoint
 from tagger.frontend import FrontendConfig, MelFrontend
 from tagger.labels import default_labels
@@ -28,19 +27,11 @@ from tagger.onnx_backend import OnnxBackend
 from tagger_export import verify as verify_module
 from tagger_export.verify import VerificationError, verification_audio, verify
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "passt_reference" / "tiny.pt"
-
-
-def cli(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
-    env.pop("TAGGER_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "tagger", *map(str, args)], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=600)
 
 
 @pytest.fixture(scope="module")
 def reference() -> dict:
-    return torch.load(FIXTURE, weights_only=True)
+    return torch.load(REFERENCE_CHECKPOINT, weights_only=True)
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +183,7 @@ def test_verification_fails_for_a_different_model_and_leaves_no_file(small_model
     # The same failure inside the command: nothing appears at the output path.
     monkeypatch.setitem(verify_module.TOLERANCES, "fp32", -1.0)
     output = tmp_path / "out" / "never.onnx"
-    with pytest.raises(VerificationError):
+    with pytest.raises(VerificationError, match=re.escape(f"{output} was not written")):
         run_export(ExportRequest(model=str(small_model_path), output=output, device="cpu"), echo=lambda _: None)
     assert not output.exists() and not (output.parent.exists() and list(output.parent.iterdir()))
 
@@ -218,7 +209,7 @@ def test_labelled_data_reports_the_map_of_both_models(small_model_path, tmp_path
 
 def test_cli_export_verifies_on_given_audio(small_model_path, fixture_waves, tmp_path):
     output = tmp_path / "small.onnx"
-    result = cli("export", small_model_path, "-o", output, "--audio", fixture_waves[0],
+    result = run_tagger("export", small_model_path, "-o", output, "--audio", fixture_waves[0],
                  "--audio", fixture_waves[1], "--device", "cpu")
     assert result.returncode == 0, result.stderr
     assert "on 2 audio file(s)" in result.stdout
@@ -228,7 +219,7 @@ def test_cli_export_verifies_on_given_audio(small_model_path, fixture_waves, tmp
 
 
 def test_cli_int8_export_gets_a_default_name(small_model_path, tmp_path):
-    result = cli("export", small_model_path, "--int8", "--threads", "1", cwd=tmp_path)
+    result = run_tagger("export", small_model_path, "--int8", "--threads", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "int8 limit" in result.stdout and "): ok" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "wrote small-int8.onnx"
@@ -245,7 +236,7 @@ def test_cli_int8_export_gets_a_default_name(small_model_path, tmp_path):
 ])
 def test_cli_export_errors_are_one_line(small_model_path, tmp_path, args, code, message):
     output = ["-o", tmp_path / "x.onnx"] if "-o" not in args else []
-    result = cli("export", small_model_path, *output, *args)
+    result = run_tagger("export", small_model_path, *output, *args)
     assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
@@ -259,10 +250,9 @@ def test_sigterm_during_export_leaves_no_partial_file(tmp_path):
     import time
 
     log = tmp_path / "log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log, "w") as handle:
-        process = subprocess.Popen([sys.executable, "-m", "tagger", "export", "offline-50", "-o", "x.onnx"],
-                                   stdout=handle, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+        process = start_tagger("export", "offline-50", "-o", "x.onnx", env=tagger_env({"PYTHONUNBUFFERED": "1"}),
+                               stdout=handle, stderr=subprocess.STDOUT, cwd=tmp_path)
         deadline = time.monotonic() + 300
         while "verification:" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -1,10 +1,9 @@
 """Numerical parity with the reference PaSST (kkoutini/PaSST) on the shared fixture."""
 
-from pathlib import Path
-
 import pytest
 import torch
 
+from conftest import REFERENCE_CHECKPOINT
 from tagger.checkpoint import infer_config, load_checkpoint, official_state_dict
 from tagger.frontend import MelFrontend
 
@@ -13,14 +12,13 @@ TINY_HEADS = 4
 # The fixture was made on another CPU: float32 FFT and log rounding differ between CPUs by up to ~1e-4
 # in near-silent bins (close to the 1e-5 log floor); measured 9.6e-5 here with the same torch.stft.
 MEL_ATOL = 2e-4
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "passt_reference" / "tiny.pt"
 
 
 @pytest.fixture(scope="module")
 def reference() -> dict:
-    if not FIXTURE.is_file():
-        pytest.fail(f"reference fixture missing: {FIXTURE}")
-    return torch.load(FIXTURE, weights_only=True)
+    if not REFERENCE_CHECKPOINT.is_file():
+        pytest.fail(f"reference fixture missing: {REFERENCE_CHECKPOINT}")
+    return torch.load(REFERENCE_CHECKPOINT, weights_only=True)
 
 
 @pytest.fixture(scope="module")

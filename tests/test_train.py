@@ -8,10 +8,8 @@ runs under torchrun with two gloo processes, and is fine-tuned from official-for
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,25 +17,19 @@ import pytest
 import torch
 
 from audio_classes import CLASSES, write_folders
+from conftest import REFERENCE_CHECKPOINT, run_python, run_tagger, start_tagger, tagger_env
 from tagger.checkpoint import load_checkpoint, read_file
 from tagger.model import AudioTagger, PaSSTConfig
 from tagger.frontend import FrontendConfig
 from tagger.train import Split, TrainOptions, default_window, initial_model, learning_rate
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "passt_reference" / "tiny.pt"
 TINY = ["--embed-dim", "64", "--depth", "2", "--num-heads", "2", "--context", "1", "--batch-size", "4",
         "--lr", "2e-3", "--workers", "0", "--threads", "2", "--no-progress"]
-
-
-def env() -> dict[str, str]:
-    values = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "OMP_NUM_THREADS": "1"}
-    values.pop("TAGGER_DEBUG", None)
-    return values
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 
 def tagger(*args: object, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tagger", *map(str, args)], capture_output=True,
-                          text=True, env=env(), timeout=timeout)
+    return run_tagger(*args, env=tagger_env(ONE_THREAD), timeout=timeout)
 
 
 def history(out: Path) -> list[dict]:
@@ -115,8 +107,8 @@ def test_sigkill_mid_epoch_then_resume_finishes_exactly(dataset, tmp_path):
     assert tagger(*args, "--out", reference).returncode == 0
 
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "tagger", *map(str, args), "--out", str(out)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
+    process = start_tagger(*args, "--out", out, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           env=tagger_env(ONE_THREAD))
     deadline = time.monotonic() + 300
     while not (out / "last.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -141,11 +133,10 @@ def test_sigkill_mid_epoch_then_resume_finishes_exactly(dataset, tmp_path):
 
 def test_torchrun_two_cpu_processes(dataset, tmp_path):
     out = tmp_path / "ddp"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "tagger", "train", str(dataset / "train"), "--val", str(dataset / "val"),
-               "--out", str(out), "--epochs", "2", *TINY[:-5], "--workers", "0", "--threads", "1",
-               "--no-progress"]
-    result = subprocess.run(command, capture_output=True, text=True, env=env(), timeout=600)
+    result = run_python("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        "-m", "tagger", "train", dataset / "train", "--val", dataset / "val",
+                        "--out", out, "--epochs", "2", *TINY[:-5], "--workers", "0", "--threads", "1",
+                        "--no-progress", env=tagger_env(ONE_THREAD))
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("best validation mAP") == 1  # rank 0 only
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt", "metrics.jsonl"]
@@ -158,11 +149,11 @@ def test_torchrun_two_cpu_processes(dataset, tmp_path):
 
 def test_fine_tune_official_weights_to_new_labels(dataset, tmp_path):
     out = tmp_path / "finetuned"
-    result = tagger("train", dataset / "train", "--val", dataset / "val", "--out", out, "--init", FIXTURE,
+    result = tagger("train", dataset / "train", "--val", dataset / "val", "--out", out, "--init", REFERENCE_CHECKPOINT,
                     "--num-heads", "4", "--freeze-backbone", "--window", "1", "--epochs", "2",
                     "--batch-size", "8", "--lr", "1e-3", "--workers", "0", "--no-progress")
     assert result.returncode == 0, result.stderr
-    official = torch.load(FIXTURE, weights_only=True)["state_dict"]
+    official = torch.load(REFERENCE_CHECKPOINT, weights_only=True)["state_dict"]
     model = load_checkpoint(out / "last.pt")
     assert model.labels == sorted(CLASSES)
     assert (model.config.embed_dim, model.config.depth, model.config.num_heads) == (64, 2, 4)
@@ -215,9 +206,8 @@ def test_conditions_without_pedalboard_is_one_line(dataset, tmp_path):
     blocker = tmp_path / "site" / "pedalboard"
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('not installed')\n")
-    result = subprocess.run([sys.executable, "-m", "tagger", "train", str(dataset / "train"), "--out",
-                             str(tmp_path / "run"), "--conditions", "0.5", *TINY], capture_output=True,
-                            text=True, env={**env(), "PYTHONPATH": str(blocker.parent)}, timeout=300)
+    result = run_tagger("train", dataset / "train", "--out", tmp_path / "run", "--conditions", "0.5", *TINY,
+                        env=tagger_env({**ONE_THREAD, "PYTHONPATH": str(blocker.parent)}), timeout=300)
     assert result.returncode == 1
     assert result.stderr.strip() == "error: --conditions needs pedalboard (a training extra): pip install 'tagger[augment]'"
     assert not (tmp_path / "run" / "last.pt").exists()

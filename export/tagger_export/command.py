@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from tagger.atomic import atomic_write
 from tagger.errors import TaggerError
+from tagger.options import MIN_OPSET
 
 if TYPE_CHECKING:
     from tagger.evaluate import EvalResult
@@ -35,7 +36,7 @@ class ExportRequest:
     output: Path
     precision: str = "fp32"
     frontend: str = "dft"
-    opset: int = 17
+    opset: int = MIN_OPSET
     verify: bool = True
     audio: Sequence[Path] = field(default_factory=tuple)
     labelled: Path | None = None
@@ -66,7 +67,7 @@ def run_export(request: ExportRequest, echo: Echo) -> None:
     from tagger.loading import load_model
 
     from .onnx_export import export_model
-    from .verify import verify
+    from .verify import VerificationError, verify
 
     model = load_model(request.model, num_heads=request.num_heads)
     started = time.perf_counter()
@@ -78,7 +79,11 @@ def run_export(request: ExportRequest, echo: Echo) -> None:
              f"{request.opset}, {exported.stat().st_size / 1e6:.1f} MB, "
              f"{time.perf_counter() - started:.1f} s")
         if request.verify:
-            backend, results = verify(model, exported, request.audio, request.device, request.threads)
+            try:
+                backend, results = verify(model, exported, request.audio, request.device, request.threads)
+            except VerificationError as exc:
+                raise VerificationError(f"{exc}; {request.output} was not written (--no-verify writes "
+                                        "an export unchecked)") from None
             report_verification(backend.device, backend.precision, request.audio, results, echo)
             if request.labelled:
                 report_map(model, backend, request.labelled, echo)

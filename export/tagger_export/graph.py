@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from tagger.frontend import LOG_OFFSET, NORM_SCALE, NORM_SHIFT, PREEMPHASIS, FrontendConfig
-from tagger.model import AudioTagger
+from tagger.model import AudioTagger, logits_to_probabilities
 from tagger.options import ExportFrontend, values
 
 FRONTENDS = values(ExportFrontend)
@@ -112,5 +112,4 @@ class ExportGraph(nn.Module):
         mel = self.frontend(waveform).unsqueeze(1).to(self.dtype)
         logits, embedding = self.passt(mel)
         logits, embedding = logits.float(), embedding.float()
-        probabilities = logits.sigmoid() if self.multi_label else logits.softmax(dim=-1)
-        return probabilities, embedding
+        return logits_to_probabilities(logits, self.multi_label), embedding

@@ -20,13 +20,11 @@ import torch
 
 import tagger
 from tagger.model import AudioTagger
-from tagger.options import ExportPrecision, values
+from tagger.options import MAX_OPSET, MIN_OPSET, ExportPrecision, values
 from tagger.onnx_backend import FORMAT_NAME, FORMAT_VERSION, INPUT_NAME, OUTPUT_NAME
 
 from .graph import ExportGraph
 
-DEFAULT_OPSET = 17  # STFT and LayerNormalization
-MAX_OPSET = 20  # the newest the TorchScript-based exporter writes
 OUTPUT_NAMES = (OUTPUT_NAME, "embedding")
 FRONTEND_SCOPE = "/frontend/"  # node-name prefix of the front-end (never quantized)
 PRECISIONS = values(ExportPrecision)
@@ -104,12 +102,12 @@ def quantize_int8(source: Path, target: Path) -> None:
 
 
 def export_model(model: AudioTagger, path: str | os.PathLike, source: str, frontend: str = "dft",
-                 precision: str = "fp32", opset: int = DEFAULT_OPSET) -> Path:
+                 precision: str = "fp32", opset: int = MIN_OPSET) -> Path:
     """Write ``model`` as an ONNX file at ``path`` in the given precision; returns the path."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}")
-    if not DEFAULT_OPSET <= opset <= MAX_OPSET:
-        raise ValueError(f"opset {opset} is not supported: use {DEFAULT_OPSET} to {MAX_OPSET}")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(f"opset {opset} is not supported: use {MIN_OPSET} to {MAX_OPSET}")
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="tagger-export-") as tmp:
         written = Path(tmp) / "traced.onnx"

@@ -105,6 +105,6 @@ def verify(model: AudioTagger, onnx_path: str | Path, audio: Sequence[str | Path
     if not worst <= limit:  # also catches NaN
         raise VerificationError(
             f"{onnx_path}: the {backend.precision} export differs from the PyTorch model by up to "
-            f"{worst:.3g} in probability (limit {limit:g}); the file was left for inspection"
+            f"{worst:.3g} in probability (limit {limit:g})"
         )
     return backend, results
