@@ -43,9 +43,12 @@ def test_the_docstring_holds_the_printed_section_table() -> None:
 
 def test_example_seed_is_not_the_corpus_seed_and_the_piano_phrase_is_not_a_corpus_phrase() -> None:
     assert example.EXAMPLE_SEED != 0
-    rng = render._rng(0, render.MIDI)
-    corpus = [render._solo_phrase(rng, spec, i) for spec in render.compose.INSTRUMENT_SPECS for i in range(render.PHRASES_PER_INSTRUMENT)]
-    corpus += [render._ensemble_phrase(rng, i) for i in range(render.ENSEMBLE_PHRASES)]
+    # Every renderer's phrases with seed 0, as if each soundfont had every program (the notes of a
+    # phrase do not depend on its program).
+    everything = {spec.label: spec.programs for spec in render.compose.INSTRUMENT_SPECS}
+    corpus = [phrase for renderer in render.RENDERERS
+              for phrase in render.renderer_phrases(renderer, everything, seed=0)[0]]
+    assert len(corpus) > 100
     phrase = example.piano_phrase()
     assert phrase.programs == ((0, 0),)  # acoustic grand
     assert len(phrase.notes) >= 10 and max(n.start + n.duration for n in phrase.notes) <= phrase.duration + 1e-9

@@ -77,8 +77,6 @@ BANDS: dict[str, tuple[str, ...]] = {
 BAND_OF = {label: band for band, labels in BANDS.items() for label in labels}
 PHRASES_PER_RENDERER = 12  # solo phrases of each class with each renderer: 36 per class (was 32 with one)
 ENSEMBLES_PER_RENDERER = 14  # 42 in all (was 40)
-PHRASES_PER_INSTRUMENT = PHRASES_PER_RENDERER * len(RENDERERS)  # in all, where every renderer has the class
-ENSEMBLE_PHRASES = ENSEMBLES_PER_RENDERER * len(RENDERERS)
 SPEECH_VOICES = 50
 CLIPS_PER_VOICE = 4
 PROCEDURAL_CLIPS = 32
@@ -122,10 +120,9 @@ def available_programs(renderer: Renderer, presets: frozenset[tuple[int, int]]) 
     return programs
 
 
-def _solo_phrase(rng: np.random.Generator, spec: compose.Instrument, index: int, renderer: Renderer = RENDERERS[0], programs: tuple[int, ...] | None = None) -> Phrase:
-    """One phrase of one instrument, cycling through the class's programs (default: all of them)."""
+def _solo_phrase(rng: np.random.Generator, spec: compose.Instrument, index: int, renderer: Renderer, programs: tuple[int, ...]) -> Phrase:
+    """One phrase of one instrument, cycling through the class's programs the renderer has."""
     key, seconds = compose.random_key(rng), float(rng.uniform(3, 10))
-    programs = programs or spec.programs
     program = programs[index % len(programs)]
     channel = DRUM_CHANNEL if spec.label == "Drum kit" else 0
     notes = compose.instrument_part(rng, key, spec, seconds, channel)
@@ -133,12 +130,8 @@ def _solo_phrase(rng: np.random.Generator, spec: compose.Instrument, index: int,
     return Phrase(f"{renderer.name}_{slug}_{index:03d}_p{program}", (spec.label,), tuple(notes), ((channel, program),), seconds, _effects(rng))
 
 
-def _ensemble_phrase(rng: np.random.Generator, index: int, renderer: Renderer = RENDERERS[0], band: str | None = None, programs: dict[str, tuple[int, ...]] | None = None) -> Phrase:
-    """Two or three instruments of one band together: one leads, the others accompany (or drum).
-
-    Default: the bands in turn, with all of their programs."""
-    band = band or list(BANDS)[index % len(BANDS)]
-    programs = programs or {spec.label: spec.programs for spec in compose.INSTRUMENT_SPECS}
+def _ensemble_phrase(rng: np.random.Generator, index: int, renderer: Renderer, band: str, programs: dict[str, tuple[int, ...]]) -> Phrase:
+    """Two or three instruments of one band together: one leads, the others accompany (or drum)."""
     players = [label for label in BANDS[band] if label in programs]
     chosen = rng.choice(len(players), size=int(rng.integers(2, len(players) + 1)), replace=False)
     specs = [compose.SPEC_BY_LABEL[players[i]] for i in chosen]
