@@ -35,13 +35,15 @@ def available_models() -> list[str]:
 
 
 def load_model(name: str | None = None, device: str = "auto", precision: str = "fp32",
-               threads: int | None = None, progress: bool = False) -> "Backend":
+               threads: int | None = None, progress: bool = False, backend: str = "auto") -> "Backend":
     """A model ready to tag: a name from :func:`available_models`, a ``.pt`` file (tagger's or an
     official PaSST checkpoint) or an ``.onnx`` file from ``tagger export`` (run by ONNX Runtime).
-    ``device``: auto, cpu, cuda or cuda:N; ``precision``: fp32 or bf16 (PyTorch models)."""
+    ``device``: auto, cpu, cuda or cuda:N; ``precision``: fp32 or bf16 (PyTorch models);
+    ``backend``: auto (a PyTorch model runs as its cached ONNX graph on the CPU in fp32), torch or onnx."""
     from .backends import load_backend
 
-    return load_backend(name, device=device, precision=precision, threads=threads, progress=progress)
+    return load_backend(name, device=device, precision=precision, threads=threads, progress=progress,
+                        runtime=backend)
 
 
 def tag_file(model: "Backend", path: str, window: float | None = None, hop: float | None = None,

@@ -21,7 +21,7 @@ from .augment import CONDITIONS_HELP
 from .backends import DEVICE_HELP
 from .errors import TaggerError
 from .options import (MAX_OPSET, MIN_OPSET, DevicesFormat, ExportFrontend, ListenFormat, OutputFormat, Pooling,
-                      Precision, ReportFormat, Task, TrainPrecision, options_from)
+                      Precision, ReportFormat, Runtime, Task, TrainPrecision, options_from)
 from .tagging import DEFAULT_BATCH_SIZE
 
 if TYPE_CHECKING:
@@ -50,6 +50,9 @@ COMPUTE_DEVICE_HELP = DEVICE_HELP + "."
 DEVICE = typer.Option("auto", "--device", help=COMPUTE_DEVICE_HELP)
 THREADS = typer.Option(None, "--threads", min=1,
                        help="CPU threads for inference (default: PyTorch's or ONNX Runtime's choice).")
+RUNTIME = typer.Option(Runtime.auto, "--backend",
+                       help="Runtime of a PyTorch model: auto (its cached ONNX Runtime graph on the CPU in fp32, "
+                            "made on first use; else PyTorch), torch or onnx.")
 NUM_HEADS = typer.Option(None, "--num-heads", min=1,
                          help="Attention heads of an official checkpoint (default: embed_dim / 64; tagger model files know theirs).")
 PATH_COLUMN = typer.Option("path", "--path-column", help="Manifest column with the audio paths (relative to the manifest).")
@@ -153,6 +156,7 @@ def file_command(
     pooling: Pooling = POOLING,
     precision: Precision = PRECISION,
     device: str = DEVICE,
+    runtime: Runtime = RUNTIME,
     threads: Optional[int] = THREADS,
     num_heads: Optional[int] = NUM_HEADS,
     progress: bool = typer.Option(True, "--progress/--no-progress",
@@ -161,31 +165,32 @@ def file_command(
     """Tag audio files (wav, flac, ogg, mp3, ...; any rate, channels and length)."""
     from .files import probe_targets
 
-    backend, settings = open_windowed_backend(model, device, precision, threads, num_heads, progress, window, hop)
+    backend, settings = open_windowed_backend(model, device, precision, runtime, threads, num_heads, progress,
+                                              window, hop)
     failures = write_results(probe_targets(paths), backend, settings, output_format.value, output,
                              top, batch_size, pooling.value, progress and stderr.is_terminal)
     if failures:
         raise typer.Exit(1)
 
 
-def open_backend(model: Optional[str], device: str, precision: Precision, threads: Optional[int],
-                 num_heads: Optional[int] = None, progress: bool = True) -> "Backend":
+def open_backend(model: Optional[str], device: str, precision: Precision, runtime: Runtime,
+                 threads: Optional[int], num_heads: Optional[int] = None, progress: bool = True) -> "Backend":
     """:func:`tagger.backends.load_backend` for a command: bad option values are usage errors."""
     from .backends import load_backend
 
     try:
-        return load_backend(model, device, precision.value, threads, num_heads, progress)
+        return load_backend(model, device, precision.value, threads, num_heads, progress, runtime.value)
     except ValueError as exc:
         raise fail(str(exc), code=2) from None
 
 
-def open_windowed_backend(model: Optional[str], device: str, precision: Precision, threads: Optional[int],
-                          num_heads: Optional[int], progress: bool, window: Optional[float],
-                          hop: Optional[float]) -> tuple["Backend", "WindowSettings"]:
+def open_windowed_backend(model: Optional[str], device: str, precision: Precision, runtime: Runtime,
+                          threads: Optional[int], num_heads: Optional[int], progress: bool,
+                          window: Optional[float], hop: Optional[float]) -> tuple["Backend", "WindowSettings"]:
     """:func:`open_backend` and the --window/--hop settings checked against its model."""
     from .tagging import WindowSettings
 
-    backend = open_backend(model, device, precision, threads, num_heads, progress)
+    backend = open_backend(model, device, precision, runtime, threads, num_heads, progress)
     settings = WindowSettings(window, hop)
     try:
         settings.resolve(backend)
@@ -408,6 +413,7 @@ def eval_command(
     pooling: Pooling = POOLING,
     precision: Precision = PRECISION,
     device: str = DEVICE,
+    runtime: Runtime = RUNTIME,
     threads: Optional[int] = THREADS,
     num_heads: Optional[int] = NUM_HEADS,
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr (only on a terminal)."),
@@ -416,7 +422,8 @@ def eval_command(
     from .data import ManifestFormat
     from .evaluate import evaluate_dataset, print_report, write_report
 
-    backend, settings = open_windowed_backend(model, device, precision, threads, num_heads, progress, window, hop)
+    backend, settings = open_windowed_backend(model, device, precision, runtime, threads, num_heads, progress,
+                                              window, hop)
     fmt = ManifestFormat(path_column, labels_column, delimiter, label_separator)
     with make_progress(progress and stderr.is_terminal) as bar:
         task = bar.add_task("evaluating", total=None)
@@ -459,6 +466,7 @@ def listen_command(
                                               help="Do not tag while the newest hop is quieter than this RMS level (e.g. -50)."),
     compute_device: str = typer.Option("auto", "--compute-device", help="Where the model runs: " + COMPUTE_DEVICE_HELP),
     precision: Precision = PRECISION,
+    runtime: Runtime = RUNTIME,
     threads: Optional[int] = THREADS,
     num_heads: Optional[int] = NUM_HEADS,
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the model download's progress bar on stderr."),
@@ -474,7 +482,7 @@ def listen_command(
     options = options_from(ListenOptions, parameters, interactive=output_format == ListenFormat.tui or (
         output_format == ListenFormat.auto and sys.stdout.isatty()))
     try:
-        backend = open_backend(model, compute_device, precision, threads, num_heads, progress)
+        backend = open_backend(model, compute_device, precision, runtime, threads, num_heads, progress)
         plan = prepare(backend, options)
     except ValueError as exc:
         raise fail(str(exc), code=2) from None

@@ -184,7 +184,7 @@ def run_listen(backend: Backend, options: ListenOptions, plan: Plan) -> dict[str
         tagger = LiveTagger(backend, LiveSettings(plan.window, plan.hop, options.smooth, options.min_level),
                             plan.tracker, source.rate, plan.shown)
         header = Header(source.name, source.rate, source.channels, backend.name,
-                        type(backend).__name__.removesuffix("Backend"), rate, window_s, plan.hop / rate)
+                        backend.runtime, rate, window_s, plan.hop / rate)
         display: Display
         if options.interactive:
             from rich.console import Console

@@ -30,7 +30,8 @@ def is_onnx_model(name_or_path: str | None) -> bool:
     return bool(name_or_path) and Path(name_or_path).suffix.lower() == ".onnx"
 
 
-def _gpu_present() -> bool:
+def gpu_present() -> bool:
+    """Whether this machine has an NVIDIA GPU device node (no CUDA library is loaded to tell)."""
     return any(Path("/dev").glob("nvidia[0-9]*"))
 
 
@@ -53,7 +54,7 @@ class OnnxBackend:
         if kind == "cuda" and not cuda_available:
             raise ValueError(f"device '{device}' asked for, but this onnxruntime has no CUDA support")
         providers: list = ["CPUExecutionProvider"]
-        if kind == "cuda" or (kind == "auto" and cuda_available and _gpu_present()):
+        if kind == "cuda" or (kind == "auto" and cuda_available and gpu_present()):
             ort.preload_dlls()  # the CUDA libraries of the nvidia-* wheels, when they are installed
             # TF32 off: float32 models should give the reference numbers.
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": index or 0, "use_tf32": 0}))
@@ -94,6 +95,7 @@ class OnnxBackend:
             raise ModelLoadError(f"{path}: damaged tagger ONNX model ({exc})") from None
         self.name = meta.get("model_name", path.name)
         self.precision = meta.get("precision", "fp32")
+        self.runtime = "onnx"
 
     def predict(self, waveforms: np.ndarray) -> np.ndarray:
         """``[batch, samples]`` float32 at the model's rate -> probabilities ``[batch, classes]``

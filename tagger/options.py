@@ -33,6 +33,14 @@ class Precision(str, Enum):
     bf16 = "bf16"
 
 
+class Runtime(str, Enum):
+    """Which runtime runs a PyTorch model: auto picks the cached ONNX graph on the CPU in fp32."""
+
+    auto = "auto"
+    torch = "torch"
+    onnx = "onnx"
+
+
 class TrainPrecision(str, Enum):
     auto = "auto"
     fp32 = "fp32"

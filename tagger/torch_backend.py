@@ -36,6 +36,7 @@ class TorchBackend:
         if precision == Precision.bf16.value:
             self.model.passt.to_bfloat16()
         self.precision = precision
+        self.runtime = "torch"
         self.name = model.name
         self.labels = model.labels
         self.multi_label = model.multi_label

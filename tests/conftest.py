@@ -99,3 +99,17 @@ def scene_wav(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("audio") / "scene.wav"
     sf.write(path, scene(4.0), SAMPLE_RATE)
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory) -> Path:
+    """One tagger cache folder (downloads, cached ONNX graphs) for the whole session, outside the
+    user's home; tests that need their own set TAGGER_CACHE_DIR themselves."""
+    cache = tmp_path_factory.mktemp("tagger-cache")
+    previous = os.environ.get("TAGGER_CACHE_DIR")
+    os.environ["TAGGER_CACHE_DIR"] = str(cache)
+    yield cache
+    if previous is None:
+        os.environ.pop("TAGGER_CACHE_DIR", None)
+    else:
+        os.environ["TAGGER_CACHE_DIR"] = previous

@@ -149,7 +149,7 @@ def test_terminal_ui_shows_the_device_levels_tags_and_survives_the_server_dying(
     assert code == 0, text
     assert state["killed"], text
     assert "tagger listen  default  (44100 Hz, 2 ch -> mono 32 kHz)" in text
-    assert "model tiny-live (Torch)  window 2 s  hop 0.5 s" in text
+    assert "model tiny-live (onnx)  window 2 s  hop 0.5 s" in text
     assert "level " in text and "dBFS" in text and "RTF" in text and "lost " in text
     label_rows = [line for line in text.splitlines() if "high tone" in line and "█" in line]
     assert label_rows and "·" in label_rows[-1]  # bars: filled and empty cells differ without colour

@@ -80,7 +80,8 @@ def test_the_onnx_path_never_imports_torch(small_onnx, small_model_path, audio_f
     assert report["torch"] == []
     assert len(result.stdout.strip().splitlines()) == 3  # it did tag the files
     # The probe can fail: the PyTorch path run the same way does import torch.
-    result = run_python("-c", probe, "--", "file", audio_files[1], "-m", small_model_path, "-f", "json")
+    result = run_python("-c", probe, "--", "file", audio_files[1], "-m", small_model_path, "-f", "json",
+                        "--backend", "torch")
     assert result.returncode == 0, result.stderr
     assert "torch" in json.loads(sentinel.read_text())["torch"]
 

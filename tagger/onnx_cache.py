@@ -1,0 +1,82 @@
+"""The automatic fast path: a PyTorch model file runs as a cached ONNX Runtime graph.
+
+The first time a PyTorch model (a file, a registry name or the embedded model) is opened with
+``--backend auto`` on the CPU, it is exported with the ``tagger export`` step (float32, verified
+against the PyTorch model as ``tagger export`` verifies) and stored in ``<cache>/onnx/`` (the cache
+folder of :func:`tagger.registry.cache_dir`: ``$TAGGER_CACHE_DIR``, ``$XDG_CACHE_HOME/tagger`` or
+``~/.cache/tagger``). Later runs find the graph by its key and never import torch.
+
+The key is a hash of the model file's SHA-256, the options that change how it loads
+(``--num-heads``, a registry model's stride), the tagger version and the opset, so a changed model
+file or a new tagger gets a new graph. The graph is written atomically: a run killed while it
+builds leaves no file that a later run could take for a finished one. Delete the folder to clear
+the cache; nothing else refers to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import tempfile
+from pathlib import Path
+
+from . import __version__
+from .atomic import atomic_write
+from .options import MIN_OPSET
+from .registry import cache_dir
+
+CACHE_OPSET = MIN_OPSET
+HASH_CHUNK = 1 << 22
+
+
+def onnx_cache_dir() -> Path:
+    return cache_dir() / "onnx"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cached_graph_path(model: Path, num_heads: int | None, stride: int | None) -> Path:
+    """Where the graph of this model file (with these loading options) is cached."""
+    parts = [file_sha256(model), f"heads={num_heads}", f"stride={stride}", f"tagger={__version__}",
+             f"opset={CACHE_OPSET}"]
+    key = hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+    return onnx_cache_dir() / f"{model.stem}-{key}.onnx"
+
+
+def cached_graph(model_path: Path, name: str | None, stride: int | None, num_heads: int | None = None,
+                 device: str = "cpu", threads: int | None = None) -> Path:
+    """The cached ONNX graph of a PyTorch model file (``name`` and ``stride`` as
+    :func:`tagger.loading.model_file` gives them), exported (once) when it is not there yet."""
+    target = cached_graph_path(model_path, num_heads, stride)
+    if not target.is_file():
+        _build(model_path, name, num_heads, stride, target, device, threads)
+    return target
+
+
+def _build(model_path: Path, name: str | None, num_heads: int | None, stride: int | None,
+           target: Path, device: str, threads: int | None) -> None:
+    """Export, verify and publish the graph (torch and tagger_export are imported only here)."""
+    from tagger_export.onnx_export import export_model
+    from tagger_export.verify import verify
+
+    from .checkpoint import load_checkpoint
+
+    model = load_checkpoint(model_path, num_heads=num_heads, stride=stride)
+    model.name = name or model.name
+    print(f"preparing the ONNX Runtime graph of {model.name} (once; cached in {target.parent})",
+          file=sys.stderr, flush=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="tagger-onnx-") as folder:
+        exported = export_model(model, Path(folder) / target.name, source=name or str(model_path),
+                                frontend="dft", precision="fp32", opset=CACHE_OPSET)
+        backend, _ = verify(model, exported, device=device, threads=threads)
+        del backend  # release the session before the file is copied
+        with open(exported, "rb") as source, atomic_write(target) as handle:
+            while chunk := source.read(HASH_CHUNK):
+                handle.write(chunk)
