@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tagger.corpus import catalog, independent
-from tagger.corpus.packages import (PACKAGES, RESERVED_FOR_BLIND_EVALUATION, CorpusError,
+from tagger.corpus.packages import (PACKAGES, package_versions, RESERVED_FOR_BLIND_EVALUATION, CorpusError,
                                     check_training_sources, fetch_packages, reserved_pattern)
 
 # The list as decided (shared/notes/offline-corpus.md), with renames, forks and siblings it names.
@@ -52,3 +52,12 @@ def test_the_independent_check_reads_reserved_packages_for_evaluation_only():
     # Its five packages are on the reserved list: it may evaluate on them, the corpus may not.
     assert all(reserved_pattern(p) for p in independent.CHECK_PACKAGES)
     assert len(RESERVED_FOR_BLIND_EVALUATION) >= 27
+
+
+def test_package_versions_read_an_epoch_back_from_apt_get_download_file_names(tmp_path):
+    debs = tmp_path / "debs"
+    debs.mkdir()
+    (debs / "flightgear-data-base_1%3a2020.3.16+dfsg-1_all.deb").write_bytes(b"")
+    (debs / "0ad-data_0.0.26-1_all.deb").write_bytes(b"")
+    assert package_versions(tmp_path, ("flightgear-data-base", "0ad-data", "torcs-data")) == {
+        "flightgear-data-base": "1:2020.3.16+dfsg-1", "0ad-data": "0.0.26-1"}

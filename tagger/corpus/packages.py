@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import shutil
 import subprocess
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -104,12 +105,13 @@ def fetch_packages(cache: Path, packages: tuple[str, ...] = PACKAGES,
 
 
 def package_versions(cache: Path, packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
-    """``{package: version}`` of the downloaded ``.deb`` files (recorded in the corpus summary)."""
+    """``{package: version}`` of the downloaded ``.deb`` files (recorded in the corpus summary);
+    apt-get download writes an epoch's colon as ``%3a`` in the file name."""
     versions = {}
     for package in packages:
         deb = _deb_of(cache / "debs", package)
         if deb is not None:
-            versions[package] = deb.name.split("_")[1]
+            versions[package] = urllib.parse.unquote(deb.name.split("_")[1])
     return versions
 
 
