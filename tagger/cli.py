@@ -20,7 +20,7 @@ from . import __version__
 from .augment import CONDITIONS_HELP
 from .backends import DEVICE_HELP
 from .errors import TaggerError
-from .options import (MAX_OPSET, MIN_OPSET, DevicesFormat, ExportFrontend, ListenFormat, OutputFormat, Pooling,
+from .options import (MAX_OPSET, MIN_OPSET, TableFormat, ExportFrontend, ListenFormat, OutputFormat, Pooling,
                       Precision, ReportFormat, Runtime, Task, TrainPrecision, options_from)
 from .tagging import DEFAULT_BATCH_SIZE
 
@@ -491,7 +491,7 @@ def listen_command(
 
 @app.command("devices")
 def devices_command(
-    output_format: DevicesFormat = typer.Option(DevicesFormat.table, "--format", "-f", help="table or json."),
+    output_format: TableFormat = typer.Option(TableFormat.table, "--format", "-f", help="table or json."),
 ) -> None:
     """List the audio input devices that `tagger listen --device` accepts."""
     import json
@@ -501,13 +501,47 @@ def devices_command(
 
     with native_stderr_silenced():
         devices = list_input_devices(import_sounddevice())
-    if output_format == DevicesFormat.json:  # a list for programs, empty when there are no devices
+    if output_format == TableFormat.json:  # a list for programs, empty when there are no devices
         typer.echo(json.dumps([d.__dict__ for d in devices], ensure_ascii=False))
     elif not devices:
         raise TaggerError("no audio input devices found (is a sound server running, and PULSE_SERVER "
                           "set if it is a private one?)")
     else:
         write_device_table(devices, sys.stdout)
+
+
+@app.command("bench")
+def bench_command(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model file or name (default: the embedded model)."),
+    paths: Optional[list[str]] = typer.Option(None, "--path", metavar="PATH",
+                                              help="Measure only this path (repeatable): torch-fp32, torch-bf16, onnx-fp32, onnx-int8."),
+    windows: int = typer.Option(5, "--windows", min=1, help="Timed windows per path (one window of the model's context per call)."),
+    device: str = typer.Option("cpu", "--device", help=COMPUTE_DEVICE_HELP),
+    threads: Optional[int] = THREADS,
+    output_format: TableFormat = typer.Option(TableFormat.table, "--format", "-f", help="table or json."),
+) -> None:
+    """Measure each runtime and precision for a model on this machine: seconds per window, real-time
+    factor, peak memory, difference from float32 PyTorch, and the recommended choice."""
+    from .bench import PATHS, as_json, bench, cpu_name, recommend, write_table
+    from .embedded import EMBEDDED_MODEL
+
+    chosen = tuple(paths or PATHS)
+    unknown = [p for p in chosen if p not in PATHS]
+    if unknown:
+        raise fail(f"unknown --path {unknown[0]} (use {', '.join(PATHS)})", code=2)
+    try:
+        from .backends import parse_device
+
+        parse_device(device)
+    except ValueError as exc:
+        raise fail(str(exc), code=2) from None
+    results = bench(model, chosen, device, threads, windows,
+                    report=lambda message: stderr.print(message) if stderr.is_terminal else None)
+    name = model or EMBEDDED_MODEL
+    if output_format == TableFormat.json:
+        typer.echo(as_json(results, name, cpu_name()))
+    else:
+        write_table(results, recommend(results), name, cpu_name(), sys.stdout)
 
 
 @app.command("corpus")

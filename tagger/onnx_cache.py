@@ -41,26 +41,28 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def cached_graph_path(model: Path, num_heads: int | None, stride: int | None) -> Path:
-    """Where the graph of this model file (with these loading options) is cached."""
+def cached_graph_path(model: Path, num_heads: int | None, stride: int | None, precision: str = "fp32") -> Path:
+    """Where the graph of this model file (with these loading options and precision) is cached."""
     parts = [file_sha256(model), f"heads={num_heads}", f"stride={stride}", f"tagger={__version__}",
-             f"opset={CACHE_OPSET}"]
+             f"opset={CACHE_OPSET}", f"precision={precision}"]
     key = hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
-    return onnx_cache_dir() / f"{model.stem}-{key}.onnx"
+    suffix = "" if precision == "fp32" else f"-{precision}"
+    return onnx_cache_dir() / f"{model.stem}-{key}{suffix}.onnx"
 
 
 def cached_graph(model_path: Path, name: str | None, stride: int | None, num_heads: int | None = None,
-                 device: str = "cpu", threads: int | None = None) -> Path:
+                 device: str = "cpu", threads: int | None = None, precision: str = "fp32") -> Path:
     """The cached ONNX graph of a PyTorch model file (``name`` and ``stride`` as
-    :func:`tagger.loading.model_file` gives them), exported (once) when it is not there yet."""
-    target = cached_graph_path(model_path, num_heads, stride)
+    :func:`tagger.loading.model_file` gives them), exported (once) when it is not there yet.
+    ``--backend auto`` uses the fp32 graph; ``tagger bench`` also measures the int8 one."""
+    target = cached_graph_path(model_path, num_heads, stride, precision)
     if not target.is_file():
-        _build(model_path, name, num_heads, stride, target, device, threads)
+        _build(model_path, name, num_heads, stride, target, device, threads, precision)
     return target
 
 
 def _build(model_path: Path, name: str | None, num_heads: int | None, stride: int | None,
-           target: Path, device: str, threads: int | None) -> None:
+           target: Path, device: str, threads: int | None, precision: str) -> None:
     """Export, verify and publish the graph (torch and tagger_export are imported only here)."""
     from tagger_export.onnx_export import export_model
     from tagger_export.verify import verify
@@ -69,12 +71,13 @@ def _build(model_path: Path, name: str | None, num_heads: int | None, stride: in
 
     model = load_checkpoint(model_path, num_heads=num_heads, stride=stride)
     model.name = name or model.name
-    print(f"preparing the ONNX Runtime graph of {model.name} (once; cached in {target.parent})",
+    print(f"preparing the {'' if precision == 'fp32' else precision + ' '}ONNX Runtime graph of {model.name} "
+          f"(once; cached in {target.parent})",
           file=sys.stderr, flush=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tagger-onnx-") as folder:
         exported = export_model(model, Path(folder) / target.name, source=name or str(model_path),
-                                frontend="dft", precision="fp32", opset=CACHE_OPSET)
+                                frontend="dft", precision=precision, opset=CACHE_OPSET)
         backend, _ = verify(model, exported, device=device, threads=threads)
         del backend  # release the session before the file is copied
         with open(exported, "rb") as source, atomic_write(target) as handle:

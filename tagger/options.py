@@ -76,7 +76,9 @@ class ListenFormat(str, Enum):
     jsonl = "jsonl"
 
 
-class DevicesFormat(str, Enum):
+class TableFormat(str, Enum):
+    """A table for people or JSON for programs (tagger devices, tagger bench)."""
+
     table = "table"
     json = "json"
 
