@@ -47,7 +47,7 @@ def scratch_run(band_set, tmp_path_factory) -> Path:
 
 def test_default_options_fine_tune_the_embedded_model(band_set, tmp_path):
     out = tmp_path / "default"
-    result = _train(band_set, out, "--epochs", 4)
+    result = _train(band_set, out)  # the fine-tuning defaults (10 epochs)
     assert result.returncode == 0, result.stderr
     said = " ".join(result.stderr.split())
     assert "fine-tuning offline-50" in said
