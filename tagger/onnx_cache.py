@@ -21,29 +21,19 @@ import tempfile
 from pathlib import Path
 
 from . import __version__
-from .atomic import atomic_write
 from .options import MIN_OPSET
-from .registry import cache_dir
+from .registry import cache_dir, sha256_of
 
 CACHE_OPSET = MIN_OPSET
-HASH_CHUNK = 1 << 22
 
 
 def onnx_cache_dir() -> Path:
     return cache_dir() / "onnx"
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def cached_graph_path(model: Path, num_heads: int | None, stride: int | None, precision: str = "fp32") -> Path:
     """Where the graph of this model file (with these loading options and precision) is cached."""
-    parts = [file_sha256(model), f"heads={num_heads}", f"stride={stride}", f"tagger={__version__}",
+    parts = [sha256_of(model), f"heads={num_heads}", f"stride={stride}", f"tagger={__version__}",
              f"opset={CACHE_OPSET}", f"precision={precision}"]
     key = hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
     suffix = "" if precision == "fp32" else f"-{precision}"
@@ -64,6 +54,7 @@ def cached_graph(model_path: Path, name: str | None, stride: int | None, num_hea
 def _build(model_path: Path, name: str | None, num_heads: int | None, stride: int | None,
            target: Path, device: str, threads: int | None, precision: str) -> None:
     """Export, verify and publish the graph (torch and tagger_export are imported only here)."""
+    from tagger_export.command import publish
     from tagger_export.onnx_export import export_model
     from tagger_export.verify import verify
 
@@ -80,6 +71,4 @@ def _build(model_path: Path, name: str | None, num_heads: int | None, stride: in
                                 frontend="dft", precision=precision, opset=CACHE_OPSET)
         backend, _ = verify(model, exported, device=device, threads=threads)
         del backend  # release the session before the file is copied
-        with open(exported, "rb") as source, atomic_write(target) as handle:
-            while chunk := source.read(HASH_CHUNK):
-                handle.write(chunk)
+        publish(exported, target)  # atomically, as tagger export writes its output

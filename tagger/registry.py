@@ -206,7 +206,7 @@ def download(
     if target.is_file():
         if _matches(target, model.size, expected):
             if expected is None:
-                _write_record(record, _sha256_of(target))
+                _write_record(record, sha256_of(target))
             return target
         print(
             f"warning: cached {target} does not match its expected size/SHA-256; downloading it again",
@@ -287,10 +287,10 @@ def _progress(show: bool) -> Progress:
 def _matches(path: Path, size: int | None, sha256: str | None) -> bool:
     if size is not None and path.stat().st_size != size:
         return False
-    return sha256 is None or _sha256_of(path) == sha256
+    return sha256 is None or sha256_of(path) == sha256
 
 
-def _sha256_of(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     hasher = hashlib.sha256()
     with path.open("rb") as stream:
         while chunk := stream.read(_CHUNK):
