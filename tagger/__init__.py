@@ -51,9 +51,9 @@ def tag_file(model: "Backend", path: str, window: float | None = None, hop: floa
     """Tag an audio file of any format, rate, channel count and length, as ``tagger file`` does:
     ``result.windows`` (start, end, probabilities) and ``result.clip`` (pooled over the windows).
     ``window``/``hop`` in seconds default to the model's context and half of it."""
-    from .tagging import DEFAULT_BATCH_SIZE, WindowSettings, tag_file as tag_one
+    from .tagging import WindowSettings, tag_file as tag_one
 
-    return tag_one(str(path), model, WindowSettings(window, hop), batch_size or DEFAULT_BATCH_SIZE, pooling)
+    return tag_one(str(path), model, WindowSettings(window, hop), batch_size, pooling)
 
 
 def tag(model: "Backend", audio: "np.ndarray", sample_rate: int, window: float | None = None,
@@ -61,9 +61,9 @@ def tag(model: "Backend", audio: "np.ndarray", sample_rate: int, window: float |
         batch_size: int | None = None) -> "tuple[list[WindowResult], np.ndarray]":
     """Tag a waveform (``[samples]`` or ``[samples, channels]``, any rate; float or integer PCM):
     ``(windows, clip scores)`` exactly as :func:`tag_file` would give for the same audio in a file."""
-    from .tagging import DEFAULT_BATCH_SIZE, WindowSettings, tag_array
+    from .tagging import WindowSettings, tag_array
 
-    return tag_array(audio, sample_rate, model, WindowSettings(window, hop), batch_size or DEFAULT_BATCH_SIZE,
+    return tag_array(audio, sample_rate, model, WindowSettings(window, hop), batch_size,
                      pooling)
 
 

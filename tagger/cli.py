@@ -22,7 +22,6 @@ from .backends import DEVICE_HELP
 from .errors import TaggerError
 from .options import (MAX_OPSET, MIN_OPSET, TableFormat, ExportFrontend, ListenFormat, OutputFormat, Pooling,
                       Precision, ReportFormat, Runtime, Task, TrainPrecision, options_from)
-from .tagging import DEFAULT_BATCH_SIZE
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -42,7 +41,8 @@ stderr = Console(stderr=True, highlight=False)
 # Options that several commands take, each defined once.
 WINDOW = typer.Option(None, "--window", help="Window length in seconds (default: the model's context).")
 HOP = typer.Option(None, "--hop", help="Hop between windows in seconds (default: half the window).")
-BATCH_SIZE = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Windows per model call.")
+BATCH_SIZE = typer.Option(None, "--batch-size", min=1,
+                          help="Windows per model call (default: 1 on a CPU, where batches are slower; 8 on a GPU).")
 POOLING = typer.Option(Pooling.max, "--pooling", help="Clip score from the windows' scores.")
 PRECISION = typer.Option(Precision.fp32, "--precision",
                          help="fp32 (the reference numbers) or bf16 (faster on AMX CPUs and GPUs; PyTorch models).")
@@ -152,7 +152,7 @@ def file_command(
                             help="Labels in the table and in the JSON 'top' list (JSON and CSV keep every class)."),
     window: Optional[float] = WINDOW,
     hop: Optional[float] = HOP,
-    batch_size: int = BATCH_SIZE,
+    batch_size: Optional[int] = BATCH_SIZE,
     pooling: Pooling = POOLING,
     precision: Precision = PRECISION,
     device: str = DEVICE,
@@ -232,7 +232,7 @@ class FileReporter:
 
 
 def write_results(targets: list["Target"], backend: "Backend", settings: "WindowSettings", output_format: str,
-                  output: Optional[Path], top: int, batch_size: int, pooling: str, show_progress: bool) -> int:
+                  output: Optional[Path], top: int, batch_size: Optional[int], pooling: str, show_progress: bool) -> int:
     """Tag every target into one output document; return how many failed."""
     from .files import tag_files
     from .output import RunInfo, make_sink
@@ -409,7 +409,7 @@ def eval_command(
     top: Optional[int] = typer.Option(None, "--top", min=1, help="Show only the N best classes in the table (default: all)."),
     window: Optional[float] = WINDOW,
     hop: Optional[float] = HOP,
-    batch_size: int = BATCH_SIZE,
+    batch_size: Optional[int] = BATCH_SIZE,
     pooling: Pooling = POOLING,
     precision: Precision = PRECISION,
     device: str = DEVICE,

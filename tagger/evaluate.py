@@ -52,7 +52,7 @@ def _number(value: float) -> float | None:
     return None if math.isnan(value) else round(value, 6)
 
 
-def score_clips(backend: Backend, paths: list[str], settings: WindowSettings, batch_size: int,
+def score_clips(backend: Backend, paths: list[str], settings: WindowSettings, batch_size: int | None,
                 pooling: str, on_clip: Callable[[], None] | None = None
                 ) -> tuple[np.ndarray, list[int], list[BadClip]]:
     """Clip scores of every file as ``tagger file`` computes them (``[scored, classes]``), the indices
@@ -71,7 +71,7 @@ def score_clips(backend: Backend, paths: list[str], settings: WindowSettings, ba
 
 
 def evaluate_dataset(backend: Backend, data: str, fmt: ManifestFormat,
-                     settings: WindowSettings, batch_size: int, pooling: str,
+                     settings: WindowSettings, batch_size: int | None, pooling: str,
                      on_clip: Callable[[], None] | None = None) -> EvalResult:
     """Tag every clip of ``data`` (manifest or class folders) and score it against its labels.
     Clips that cannot be decoded are left out of the numbers and listed in the result."""

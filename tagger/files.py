@@ -67,7 +67,7 @@ class Reporter(Protocol):
     def failed(self, path: str, message: str) -> None: ...
 
 
-def tag_files(targets: Iterable[Target], backend: Backend, settings: WindowSettings, batch_size: int,
+def tag_files(targets: Iterable[Target], backend: Backend, settings: WindowSettings, batch_size: int | None,
               pooling: str, reporter: Reporter) -> int:
     """Tag every target in order, reporting each; returns how many failed (one bad file never stops
     the others)."""

@@ -22,7 +22,7 @@ from .audio import StreamResampler, downmix
 from .capture import AudioQueue
 from .events import EventTracker, Smoother
 from .backends import Backend
-from .tagging import DEFAULT_BATCH_SIZE, run_windows
+from .tagging import run_windows
 from .windows import Window, WindowEngine
 
 SILENCE_DB = -120.0
@@ -128,7 +128,7 @@ class LiveTagger:
         gate = self.settings.min_level_db
         loud = [w for w, (rms, _) in zip(windows, levels) if gate is None or rms >= gate]
         started = time.perf_counter()
-        results = iter([p[self.shown] for _, p in run_windows(loud, self.backend, DEFAULT_BATCH_SIZE)])
+        results = iter([p[self.shown] for _, p in run_windows(loud, self.backend)])
         inference = (time.perf_counter() - started) / max(1, len(loud))
         silent = np.zeros(len(self.shown), np.float32)
         updates = []

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import fit_input, parse_device
+from .backends import batch_size_for, fit_input, parse_device
 from .errors import ModelLoadError
 
 FORMAT_NAME = "tagger-onnx"
@@ -69,6 +69,7 @@ class OnnxBackend:
         finally:
             ort.set_default_logger_severity(ERRORS_ONLY)
         self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        self.batch_size = batch_size_for(self.device)
         if kind == "cuda" and self.device != "cuda":
             raise ValueError(f"device '{device}' asked for, but onnxruntime cannot use CUDA here")
         self._read_metadata(path, self.session.get_modelmeta().custom_metadata_map)

@@ -8,7 +8,9 @@ folder of :func:`tagger.registry.cache_dir`: ``$TAGGER_CACHE_DIR``, ``$XDG_CACHE
 
 The key is a hash of the model file's SHA-256, the options that change how it loads
 (``--num-heads``, a registry model's stride), the tagger version and the opset, so a changed model
-file or a new tagger gets a new graph. The graph is written atomically: a run killed while it
+file or a new tagger gets a new graph. Hashing PaSST-S's 345 MB takes a quarter of a second, so
+``digests.json`` remembers each file's SHA-256 with its size, modification time (ns) and inode,
+and a file whose three are unchanged is not hashed again. The graph is written atomically: a run killed while it
 builds leaves no file that a later run could take for a finished one. Delete the folder to clear
 the cache; nothing else refers to it.
 """
@@ -16,24 +18,52 @@ the cache; nothing else refers to it.
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 import tempfile
 from pathlib import Path
 
 from . import __version__
+from .atomic import atomic_write
 from .options import MIN_OPSET
 from .registry import cache_dir, sha256_of
 
 CACHE_OPSET = MIN_OPSET
+DIGESTS = "digests.json"
 
 
 def onnx_cache_dir() -> Path:
     return cache_dir() / "onnx"
 
 
+def model_digest(model: Path) -> str:
+    """The SHA-256 of a model file, hashed once per version of the file (see the module's docstring)."""
+    stat = model.stat()
+    stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+    key = str(model.resolve())
+    index_path = onnx_cache_dir() / DIGESTS
+    try:
+        index = json.loads(index_path.read_text())
+    except (OSError, ValueError):  # no index yet, or a damaged one
+        index = {}
+    index = index if isinstance(index, dict) else {}
+    entry = index.get(key)
+    if isinstance(entry, dict) and entry.get("stamp") == stamp and isinstance(entry.get("sha256"), str):
+        return entry["sha256"]
+    digest = sha256_of(model)
+    index[key] = {"stamp": stamp, "sha256": digest}
+    try:
+        index_path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(index_path, "w") as out:
+            json.dump(index, out)
+    except OSError:  # a read-only cache: hash every time
+        pass
+    return digest
+
+
 def cached_graph_path(model: Path, num_heads: int | None, stride: int | None, precision: str = "fp32") -> Path:
     """Where the graph of this model file (with these loading options and precision) is cached."""
-    parts = [sha256_of(model), f"heads={num_heads}", f"stride={stride}", f"tagger={__version__}",
+    parts = [model_digest(model), f"heads={num_heads}", f"stride={stride}", f"tagger={__version__}",
              f"opset={CACHE_OPSET}", f"precision={precision}"]
     key = hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
     suffix = "" if precision == "fp32" else f"-{precision}"

@@ -20,7 +20,6 @@ from .windows import Window, WindowEngine
 
 # Windows per model call: `tagger file`, `tagger eval` and training's validation use the same number,
 # so that they score clips identically.
-DEFAULT_BATCH_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -74,8 +73,10 @@ class FileResult:
 
 
 def run_windows(windows: Iterable[Window], backend: Backend,
-                batch_size: int) -> Iterator[tuple[Window, np.ndarray]]:
-    """Batch consecutive windows of equal length through the model; yield them in order."""
+                batch_size: int | None = None) -> Iterator[tuple[Window, np.ndarray]]:
+    """Batch consecutive windows of equal length through the model (``batch_size`` at most; by
+    default the backend's own, see :data:`tagger.backends.CPU_BATCH_SIZE`); yield them in order."""
+    batch_size = batch_size or backend.batch_size
     pending: list[Window] = []
     for window in windows:
         if pending and (len(pending) == batch_size or len(window.samples) != len(pending[0].samples)):
@@ -102,7 +103,7 @@ def windows_of_stream(blocks: Iterable[np.ndarray], engine: WindowEngine,
 
 
 def tag_blocks(blocks: Iterable[np.ndarray], backend: Backend, settings: WindowSettings = WindowSettings(),
-               batch_size: int = DEFAULT_BATCH_SIZE, pooling: str = "max",
+               batch_size: int | None = None, pooling: str = "max",
                on_samples: Callable[[int], None] | None = None) -> tuple[list[WindowResult], np.ndarray | None, int]:
     """Window mono blocks at the model's rate, run the model, pool the windows: (windows, clip
     scores or None when there was no audio, samples received)."""
@@ -118,7 +119,7 @@ def tag_blocks(blocks: Iterable[np.ndarray], backend: Backend, settings: WindowS
 
 
 def tag_file(path: str, backend: Backend, settings: WindowSettings = WindowSettings(),
-             batch_size: int = DEFAULT_BATCH_SIZE, pooling: str = "max",
+             batch_size: int | None = None, pooling: str = "max",
              on_samples: Callable[[int], None] | None = None, info: AudioInfo | None = None) -> FileResult:
     """Tag one file: decode it in blocks, window it, run the model, pool the windows. ``info`` is
     the file's header when the caller has read it already."""
@@ -134,7 +135,7 @@ def tag_file(path: str, backend: Backend, settings: WindowSettings = WindowSetti
 
 
 def tag_array(audio: np.ndarray, sample_rate: int, backend: Backend, settings: WindowSettings = WindowSettings(),
-              batch_size: int = DEFAULT_BATCH_SIZE, pooling: str = "max") -> tuple[list[WindowResult], np.ndarray]:
+              batch_size: int | None = None, pooling: str = "max") -> tuple[list[WindowResult], np.ndarray]:
     """Tag a waveform in memory (``[samples]`` or ``[samples, channels]``, integer PCM or float,
     any rate) through the same path as a file: downmix, resample, window, model, pool."""
     array = np.asarray(audio)

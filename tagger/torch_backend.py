@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .backends import fit_input, parse_device
+from .backends import batch_size_for, fit_input, parse_device
 from .memory import map_large_allocations_separately
 from .model import AudioTagger
 from .options import Precision, values
@@ -31,8 +31,10 @@ class TorchBackend:
         map_large_allocations_separately()
         if threads:
             torch.set_num_threads(threads)
-        self.device = resolve_device(device)
-        self.model = model.eval().to(self.device)
+        self.torch_device = resolve_device(device)
+        self.device = self.torch_device.type
+        self.batch_size = batch_size_for(self.device)
+        self.model = model.eval().to(self.torch_device)
         if precision == Precision.bf16.value:
             self.model.passt.to_bfloat16()
         self.precision = precision
@@ -50,5 +52,5 @@ class TorchBackend:
         """``[batch, samples]`` float32 at the model's rate -> probabilities ``[batch, classes]``
         (see :func:`tagger.backends.fit_input` for short and long inputs)."""
         batch = torch.from_numpy(fit_input(waveforms, self.min_samples, self.max_samples))
-        logits, _ = self.model(batch.to(self.device))
+        logits, _ = self.model(batch.to(self.torch_device))
         return self.model.probabilities(logits.float()).cpu().numpy()

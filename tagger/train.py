@@ -51,7 +51,7 @@ from .torch_backend import TorchBackend
 from .metrics import Metrics, evaluate_scores
 from .options import Task, values
 from .model import PRESETS, AudioTagger, PaSSTConfig, grid_for_frames
-from .tagging import DEFAULT_BATCH_SIZE, WindowSettings
+from .tagging import WindowSettings
 
 # PaSST-S drops 40 of 99 time-patch columns (10 s) and 4 of 12 frequency rows.
 PATCHOUT_T_PER_99 = 40
@@ -661,7 +661,7 @@ class Trainer:
         are left out and returned."""
         backend = TorchBackend(self.model, device=str(self.device))
         paths = [self.split.val[i].path for i in self.val_indices]
-        scores, scored, bad = score_clips(backend, paths, WindowSettings(), DEFAULT_BATCH_SIZE, "max")
+        scores, scored, bad = score_clips(backend, paths, WindowSettings(), None, "max")
         local = ([self.val_indices[i] for i in scored], scores, bad)
         order, all_scores, all_bad = [], [], []
         for part in self._gather(local):

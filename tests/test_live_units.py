@@ -172,6 +172,7 @@ class SlowBackend:
     max_samples = 4000
     context_seconds = 4.0
     name = "slow"
+    batch_size = 8
     seconds_per_call = 0.05
 
     def predict(self, waveforms: np.ndarray) -> np.ndarray:

@@ -81,7 +81,9 @@ def test_a_run_killed_while_the_graph_is_built_leaves_no_graph_and_the_next_run_
     again = run_tagger("file", scene_wav, "-m", small_model_path, "-f", "json", env=env)
     assert again.returncode == 0, again.stderr
     assert len(_graphs(cache)) == 1
-    assert [p.name for p in (cache / "onnx").iterdir() if p.suffix != ".onnx"] == []
+    from tagger.onnx_cache import DIGESTS
+
+    assert [p.name for p in (cache / "onnx").iterdir() if p.suffix != ".onnx"] == [DIGESTS]  # no temporaries
 
 
 @pytest.mark.parametrize("args, message", [
@@ -94,3 +96,27 @@ def test_contradictory_backend_options_are_one_line_usage_errors(scene_wav, tmp_
     run = run_tagger("file", scene_wav, *args, cwd=tmp_path)
     assert run.returncode == 2
     assert message in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_a_model_file_is_hashed_once_per_version(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    from tagger import onnx_cache
+
+    monkeypatch.setenv("TAGGER_CACHE_DIR", str(tmp_path / "cache"))
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"a" * 1000)
+    assert onnx_cache.model_digest(model) == hashlib.sha256(b"a" * 1000).hexdigest()
+    index = tmp_path / "cache" / "onnx" / onnx_cache.DIGESTS
+    remembered = json.loads(index.read_text())
+    (entry,) = remembered.values()
+    entry["sha256"] = "remembered"  # an unchanged file is not read again: the index answers
+    index.write_text(json.dumps(remembered))
+    assert onnx_cache.model_digest(model) == "remembered"
+    model.write_bytes(b"b" * 1000)  # same size, new contents and modification time
+    stat = model.stat()
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert onnx_cache.model_digest(model) == hashlib.sha256(b"b" * 1000).hexdigest()
+    index.write_text("{damaged")
+    assert onnx_cache.model_digest(model) == hashlib.sha256(b"b" * 1000).hexdigest()

@@ -114,11 +114,11 @@ def report_map(model: AudioTagger, backend: OnnxBackend, labelled: Path, echo: E
     from tagger.data import ManifestFormat
     from tagger.evaluate import evaluate_dataset
     from tagger.torch_backend import TorchBackend
-    from tagger.tagging import DEFAULT_BATCH_SIZE, WindowSettings
+    from tagger.tagging import WindowSettings
 
     def score(candidate: Backend) -> EvalResult:
         return evaluate_dataset(candidate, str(labelled), ManifestFormat(), WindowSettings(),
-                                batch_size=DEFAULT_BATCH_SIZE, pooling="max")
+                                batch_size=None, pooling="max")
 
     reference = score(TorchBackend(model, device="cpu"))
     exported = score(backend)
