@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -282,9 +281,9 @@ def main() -> None:
 
 def cpu_line() -> str:
     sys.path.insert(0, str(ROOT))
-    from tagger.bench import cpu_name
+    from tagger.precision import cpu_summary
 
-    return f"{cpu_name()}, {os.cpu_count()} CPUs"
+    return f"{cpu_summary()}, {os.cpu_count()} CPUs"
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ class Backend(Protocol):
     precision: str
     runtime: str  # "torch" or "onnx", as --backend names them
     device: str  # "cpu" or "cuda", where it runs
+    choice: str  # why this precision, when --precision fast chose it ("" otherwise), for --verbose
     batch_size: int  # windows per call when the caller does not choose (see CPU_BATCH_SIZE)
 
     def predict(self, waveforms: np.ndarray) -> np.ndarray: ...
@@ -65,23 +66,43 @@ def fit_input(waveforms: np.ndarray, min_samples: int, max_samples: int) -> np.n
     return batch
 
 
+def describe(backend: Backend) -> str:
+    """One line for --verbose: the model, the runtime, precision and device it runs on, and why."""
+    runtime = "ONNX Runtime" if backend.runtime == Runtime.onnx.value else "PyTorch"
+    line = f"model: {backend.name}, {runtime} {backend.precision} on the {backend.device.upper()}"
+    error = getattr(backend, "int8_max_diff", None)
+    if backend.precision == Precision.int8.value and error is not None:
+        line += f", measured within {error:.1e} of fp32"
+    return f"{line} ({backend.choice})" if backend.choice else line
+
+
+def runs_on_gpu(device: str) -> bool:
+    """Whether ``--device`` puts the model on a GPU: ``cuda``, or ``auto`` with an NVIDIA device node."""
+    from .onnx_backend import gpu_present
+
+    kind, _ = parse_device(device)
+    return kind == "cuda" or (kind == "auto" and gpu_present())
+
+
 def uses_onnx(model: str | None, runtime: str, device: str, precision: str) -> bool:
     """Whether a model runs on ONNX Runtime: an ``.onnx`` file always; a PyTorch model with
-    ``--backend onnx``, or with ``auto`` in float32 on the CPU (``cpu``, or ``auto`` without a GPU),
+    ``--backend onnx``, in int8 (its cached int8 graph), or with ``auto`` in float32 on the CPU,
     where the cached graph gives the same numbers (verified within 1e-4) faster, without torch."""
-    from .onnx_backend import gpu_present, is_onnx_model
+    from .onnx_backend import is_onnx_model
 
     if is_onnx_model(model):
         if runtime == Runtime.torch.value:
             raise ValueError("an .onnx model runs on ONNX Runtime only (drop --backend torch)")
         return True
+    if precision == Precision.int8.value:
+        if runtime == Runtime.torch.value:
+            raise ValueError("--precision int8 runs the int8 ONNX Runtime graph (drop --backend torch)")
+        return True
     if runtime == Runtime.onnx.value:
         if precision != Precision.fp32.value:
             raise ValueError("--backend onnx runs float32 graphs; --precision bf16 needs --backend torch")
         return True
-    kind, _ = parse_device(device)
-    return runtime == Runtime.auto.value and precision == Precision.fp32.value and \
-        (kind == "cpu" or (kind == "auto" and not gpu_present()))
+    return runtime == Runtime.auto.value and precision == Precision.fp32.value and not runs_on_gpu(device)
 
 
 def load_backend(model: str | None = None, device: str = "auto", precision: str = Precision.fp32.value,
@@ -89,8 +110,14 @@ def load_backend(model: str | None = None, device: str = "auto", precision: str 
                  runtime: str = Runtime.auto.value) -> Backend:
     """The backend for a model file or name (default: the embedded model). ONNX Runtime for an
     ``.onnx`` file, and for a PyTorch model when :func:`uses_onnx` says so (its cached graph, see
-    :mod:`tagger.onnx_cache`); else PyTorch. Bad option values raise ValueError."""
+    :mod:`tagger.onnx_cache`); else PyTorch. ``--precision fast`` is resolved here (see
+    :mod:`tagger.precision`); the backend's ``choice`` says what it became. Bad option values
+    raise ValueError."""
+    import sys
+
     from .onnx_backend import OnnxBackend, is_onnx_model
+    from .options import FAST_LIMIT
+    from .precision import resolve
 
     if precision not in values(Precision):
         raise ValueError(f"precision must be one of {', '.join(values(Precision))}")
@@ -103,23 +130,48 @@ def load_backend(model: str | None = None, device: str = "auto", precision: str 
                              "it was exported in (see tagger export --int8/--fp16)")
         if num_heads is not None:
             raise ValueError("--num-heads applies to official PyTorch checkpoints, not to .onnx models")
+    requested = precision
+    choice = resolve(precision, runs_on_gpu(device), runtime)
+    if choice.warning:
+        print(choice.warning, file=sys.stderr, flush=True)
+    precision, reason = choice.precision, choice.reason
+    if precision == Precision.int8.value and uses_onnx(model, runtime, device, precision):
+        backend = OnnxBackend(_cached_graph(model, runtime, num_heads, device, threads, progress, precision),
+                              device=device, threads=threads)
+        error = backend.int8_max_diff
+        within = error is not None and error <= FAST_LIMIT
+        if requested != Precision.fast.value or within:
+            if not within:
+                print(f"warning: this model's int8 graph differs from fp32 by up to "
+                      f"{'an unmeasured amount' if error is None else f'{error:.1e}'} on real audio "
+                      f"(more than {FAST_LIMIT:g})", file=sys.stderr, flush=True)
+            backend.choice = reason
+            return backend
+        precision = Precision.fp32.value  # fast, but this model's int8 graph is not within the limit
+        measured = "an unmeasured difference" if error is None else f"up to {error:.1e} on real audio"
+        reason = f"fast: fp32 (this model's int8 graph differs from fp32 by {measured}, more than {FAST_LIMIT:g})"
     if uses_onnx(model, runtime, device, precision):
         if is_onnx_model(model):
             return OnnxBackend(model, device=device, threads=threads)
-        graph = _cached_graph(model, runtime, num_heads, device, threads, progress)
+        graph = _cached_graph(model, runtime, num_heads, device, threads, progress, precision)
         if graph is not None:
-            return OnnxBackend(graph, device=device, threads=threads)
+            backend = OnnxBackend(graph, device=device, threads=threads)
+            backend.choice = reason
+            return backend
     from .loading import load_model
     from .torch_backend import TorchBackend
 
-    return TorchBackend(load_model(model, num_heads=num_heads, show_progress=progress), device=device,
-                        precision=precision, threads=threads)
+    backend = TorchBackend(load_model(model, num_heads=num_heads, show_progress=progress), device=device,
+                           precision=precision, threads=threads)
+    backend.choice = reason
+    return backend
 
 
 def _cached_graph(model: str | None, runtime: str, num_heads: int | None, device: str, threads: int | None,
-                  progress: bool) -> str | None:
-    """The model's cached ONNX graph; with ``auto``, None (PyTorch runs it) when no graph can be
-    made here, with the reason on stderr. A model that cannot be read fails either way."""
+                  progress: bool, precision: str = Precision.fp32.value) -> str | None:
+    """The model's cached ONNX graph in ``precision`` (fp32 or int8); with ``auto`` and fp32, None
+    (PyTorch runs it) when no graph can be made here, with the reason on stderr. A model that
+    cannot be read fails either way."""
     import sys
 
     from .errors import ModelLoadError, TaggerError
@@ -128,12 +180,14 @@ def _cached_graph(model: str | None, runtime: str, num_heads: int | None, device
 
     path, name, stride = model_file(model, progress)  # an unknown or unreachable model fails here
     try:
-        return str(cached_graph(path, name, stride, num_heads=num_heads, device=device, threads=threads))
+        return str(cached_graph(path, name, stride, num_heads=num_heads, device=device, threads=threads,
+                                precision=precision))
     except ModelLoadError:
         raise
     except Exception as exc:  # the export step's own errors (missing onnx package, verification, ...)
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        if runtime != Runtime.auto.value:
-            raise TaggerError(f"cannot make the ONNX graph of {model or 'the default model'}: {reason}") from None
+        if runtime != Runtime.auto.value or precision != Precision.fp32.value:
+            raise TaggerError(f"cannot make the {precision} ONNX graph of {model or 'the default model'}: "
+                              f"{reason}") from None
         print(f"warning: running on PyTorch; no ONNX graph ({reason})", file=sys.stderr, flush=True)
         return None

@@ -28,11 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .options import EXACT_LIMIT, FAST_LIMIT
+
 PATHS = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
 REFERENCE_PATH = "torch-fp32"
-EXACT_LIMIT = 1e-4
-FAST_LIMIT = 5e-3
-EXAMPLE_CLIP = Path(__file__).resolve().parent / "assets" / "example.ogg"
 
 
 @dataclass(frozen=True)
@@ -48,8 +47,9 @@ class PathResult:
 def bench_windows(sample_rate: int, window: int, count: int) -> np.ndarray:
     """``count`` windows of ``window`` samples from the example clip (looped), ``[count, window]``."""
     from .audio import load_audio
+    from .embedded import example_clip
 
-    clip = load_audio(EXAMPLE_CLIP, sample_rate)
+    clip = load_audio(example_clip(), sample_rate)
     starts = np.linspace(0, len(clip), count, endpoint=False).astype(int)
     looped = np.concatenate([clip, clip])
     while len(looped) < len(clip) + window:
@@ -58,12 +58,9 @@ def bench_windows(sample_rate: int, window: int, count: int) -> np.ndarray:
 
 
 def open_path(path: str, model: str | None, device: str, threads: int | None):
-    """The backend of one path (its graph already cached by :func:`prepare_graphs`)."""
+    """The backend of one path (its graph already cached by :func:`bench`)."""
     from .backends import load_backend
-    from .onnx_backend import OnnxBackend
 
-    if path == "onnx-int8":
-        return OnnxBackend(graph_of(model, "int8", device, threads), device=device, threads=threads)
     runtime, precision = path.split("-")
     return load_backend(model, device=device, precision=precision, threads=threads, progress=False,
                         runtime=runtime)
@@ -156,19 +153,6 @@ def as_json(results: list[PathResult], model: str, cpu: str) -> str:
     rows = [{k: clean(v) for k, v in asdict(r).items()} for r in results]
     return json.dumps({"model": model, "cpu": cpu, "limits": {"exact": EXACT_LIMIT, "fast": FAST_LIMIT},
                        "paths": rows, "recommended": recommend(results)}, allow_nan=False)
-
-
-def cpu_name() -> str:
-    """The CPU model and the matrix extensions that decide bf16 and int8 speed (Linux; else "unknown")."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown CPU"
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                 "unknown CPU")
-    flags = next((set(line.split(":", 1)[1].split()) for line in info.splitlines() if line.startswith("flags")), set())
-    features = [name for name in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile") if name in flags]
-    return f"{model} ({', '.join(features) or 'no AVX2'})"
 
 
 def write_table(results: list[PathResult], chosen: dict[str, str | None], model: str, cpu: str, out) -> None:

@@ -45,7 +45,10 @@ BATCH_SIZE = typer.Option(None, "--batch-size", min=1,
                           help="Windows per model call (default: 1 on a CPU, where batches are slower; 8 on a GPU).")
 POOLING = typer.Option(Pooling.max, "--pooling", help="Clip score from the windows' scores.")
 PRECISION = typer.Option(Precision.fp32, "--precision",
-                         help="fp32 (the reference numbers) or bf16 (faster on AMX CPUs and GPUs; PyTorch models).")
+                         help="fp32 (the reference numbers), bf16 (PyTorch), int8 (a cached int8 ONNX Runtime graph) "
+                              "or fast (the faster of bf16 and int8 on this hardware, within 5e-3 of fp32).")
+VERBOSE = typer.Option(False, "--verbose", "-v",
+                       help="Say on stderr which runtime, precision and device run the model, and why.")
 COMPUTE_DEVICE_HELP = DEVICE_HELP + "."
 DEVICE = typer.Option("auto", "--device", help=COMPUTE_DEVICE_HELP)
 THREADS = typer.Option(None, "--threads", min=1,
@@ -161,12 +164,13 @@ def file_command(
     num_heads: Optional[int] = NUM_HEADS,
     progress: bool = typer.Option(True, "--progress/--no-progress",
                                   help="Show progress bars (tagging: only on a terminal; model download) on stderr."),
+    verbose: bool = VERBOSE,
 ) -> None:
     """Tag audio files (wav, flac, ogg, mp3, ...; any rate, channels and length)."""
     from .files import probe_targets
 
     backend, settings = open_windowed_backend(model, device, precision, runtime, threads, num_heads, progress,
-                                              window, hop)
+                                              window, hop, verbose)
     failures = write_results(probe_targets(paths), backend, settings, output_format.value, output,
                              top, batch_size, pooling.value, progress and stderr.is_terminal)
     if failures:
@@ -174,23 +178,29 @@ def file_command(
 
 
 def open_backend(model: Optional[str], device: str, precision: Precision, runtime: Runtime,
-                 threads: Optional[int], num_heads: Optional[int] = None, progress: bool = True) -> "Backend":
-    """:func:`tagger.backends.load_backend` for a command: bad option values are usage errors."""
-    from .backends import load_backend
+                 threads: Optional[int], num_heads: Optional[int] = None, progress: bool = True,
+                 verbose: bool = False) -> "Backend":
+    """:func:`tagger.backends.load_backend` for a command: bad option values are usage errors;
+    ``verbose`` says on stderr what runs the model."""
+    from .backends import describe, load_backend
 
     try:
-        return load_backend(model, device, precision.value, threads, num_heads, progress, runtime.value)
+        backend = load_backend(model, device, precision.value, threads, num_heads, progress, runtime.value)
     except ValueError as exc:
         raise fail(str(exc), code=2) from None
+    if verbose:
+        stderr.print(describe(backend), markup=False, soft_wrap=True)
+    return backend
 
 
 def open_windowed_backend(model: Optional[str], device: str, precision: Precision, runtime: Runtime,
                           threads: Optional[int], num_heads: Optional[int], progress: bool,
-                          window: Optional[float], hop: Optional[float]) -> tuple["Backend", "WindowSettings"]:
+                          window: Optional[float], hop: Optional[float],
+                          verbose: bool = False) -> tuple["Backend", "WindowSettings"]:
     """:func:`open_backend` and the --window/--hop settings checked against its model."""
     from .tagging import WindowSettings
 
-    backend = open_backend(model, device, precision, runtime, threads, num_heads, progress)
+    backend = open_backend(model, device, precision, runtime, threads, num_heads, progress, verbose)
     settings = WindowSettings(window, hop)
     try:
         settings.resolve(backend)
@@ -417,13 +427,14 @@ def eval_command(
     threads: Optional[int] = THREADS,
     num_heads: Optional[int] = NUM_HEADS,
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr (only on a terminal)."),
+    verbose: bool = VERBOSE,
 ) -> None:
     """Score a model on labelled audio: overall and per-class average precision."""
     from .data import ManifestFormat
     from .evaluate import evaluate_dataset, print_report, write_report
 
     backend, settings = open_windowed_backend(model, device, precision, runtime, threads, num_heads, progress,
-                                              window, hop)
+                                              window, hop, verbose)
     fmt = ManifestFormat(path_column, labels_column, delimiter, label_separator)
     with make_progress(progress and stderr.is_terminal) as bar:
         task = bar.add_task("evaluating", total=None)
@@ -470,6 +481,7 @@ def listen_command(
     threads: Optional[int] = THREADS,
     num_heads: Optional[int] = NUM_HEADS,
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the model download's progress bar on stderr."),
+    verbose: bool = VERBOSE,
 ) -> None:
     """Tag live audio from a microphone (or --input FILE) in a terminal UI or as JSON lines."""
     parameters = dict(locals())
@@ -482,7 +494,7 @@ def listen_command(
     options = options_from(ListenOptions, parameters, interactive=output_format == ListenFormat.tui or (
         output_format == ListenFormat.auto and sys.stdout.isatty()))
     try:
-        backend = open_backend(model, compute_device, precision, runtime, threads, num_heads, progress)
+        backend = open_backend(model, compute_device, precision, runtime, threads, num_heads, progress, verbose)
         plan = prepare(backend, options)
     except ValueError as exc:
         raise fail(str(exc), code=2) from None
@@ -522,7 +534,8 @@ def bench_command(
 ) -> None:
     """Measure each runtime and precision for a model on this machine: seconds per window, real-time
     factor, peak memory, difference from float32 PyTorch, and the recommended choice."""
-    from .bench import PATHS, as_json, bench, cpu_name, recommend, write_table
+    from .bench import PATHS, as_json, bench, recommend, write_table
+    from .precision import cpu_summary
     from .embedded import EMBEDDED_MODEL
 
     chosen = tuple(paths or PATHS)
@@ -539,9 +552,9 @@ def bench_command(
                     report=lambda message: stderr.print(message) if stderr.is_terminal else None)
     name = model or EMBEDDED_MODEL
     if output_format == TableFormat.json:
-        typer.echo(as_json(results, name, cpu_name()))
+        typer.echo(as_json(results, name, cpu_summary()))
     else:
-        write_table(results, recommend(results), name, cpu_name(), sys.stdout)
+        write_table(results, recommend(results), name, cpu_summary(), sys.stdout)
 
 
 @app.command("corpus")

@@ -24,3 +24,8 @@ def embedded_model_path() -> Path:
 
 def embedded_model_card() -> Path:
     return _asset(f"{EMBEDDED_MODEL}.md")
+
+
+def example_clip() -> Path:
+    """The demo clip (20 s of real sounds, see :mod:`tagger.corpus.example`)."""
+    return _asset("example.ogg")

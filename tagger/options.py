@@ -13,6 +13,11 @@ from typing import Any, TypeVar
 # TorchScript-based exporter writes.
 MIN_OPSET, MAX_OPSET = 17, 20
 
+# How far a path's probabilities may be from float32 PyTorch: the exact paths (the default, and
+# every fp32 export) and the fast ones (--precision bf16/int8/fast).
+EXACT_LIMIT = 1e-4
+FAST_LIMIT = 5e-3
+
 
 class OutputFormat(str, Enum):
     table = "table"
@@ -27,10 +32,13 @@ class Pooling(str, Enum):
 
 
 class Precision(str, Enum):
-    """Inference precision of a PyTorch model."""
+    """Inference precision of a PyTorch model: fp32 (exact), bf16 (PyTorch), int8 (the cached int8
+    ONNX graph) or fast (the faster of those two on this hardware, see tagger.precision)."""
 
     fp32 = "fp32"
     bf16 = "bf16"
+    int8 = "int8"
+    fast = "fast"
 
 
 class Runtime(str, Enum):

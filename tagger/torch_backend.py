@@ -8,7 +8,7 @@ import torch
 from .backends import batch_size_for, fit_input, parse_device
 from .memory import map_large_allocations_separately
 from .model import AudioTagger
-from .options import Precision, values
+from .options import Precision
 
 
 def resolve_device(name: str) -> torch.device:
@@ -26,8 +26,8 @@ class TorchBackend:
 
     def __init__(self, model: AudioTagger, device: str = "auto", precision: str = Precision.fp32.value,
                  threads: int | None = None) -> None:
-        if precision not in values(Precision):
-            raise ValueError(f"precision must be one of {', '.join(values(Precision))}")
+        if precision not in (Precision.fp32.value, Precision.bf16.value):
+            raise ValueError("PyTorch runs fp32 or bf16")
         map_large_allocations_separately()
         if threads:
             torch.set_num_threads(threads)
@@ -39,6 +39,7 @@ class TorchBackend:
             self.model.passt.to_bfloat16()
         self.precision = precision
         self.runtime = "torch"
+        self.choice = ""
         self.name = model.name
         self.labels = model.labels
         self.multi_label = model.multi_label

@@ -74,7 +74,7 @@ def run_export(request: ExportRequest, echo: Echo) -> None:
     with tempfile.TemporaryDirectory(prefix="tagger-export-") as folder:
         exported = export_model(model, Path(folder) / request.output.name, source=request.model,
                                 frontend=request.frontend, precision=request.precision,
-                                opset=request.opset)
+                                opset=request.opset, audio=request.audio, report=echo)
         echo(f"exported {model.name}: {request.precision}, front-end {request.frontend}, opset "
              f"{request.opset}, {exported.stat().st_size / 1e6:.1f} MB, "
              f"{time.perf_counter() - started:.1f} s")

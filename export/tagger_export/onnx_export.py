@@ -9,12 +9,13 @@ are dynamic axes; the file carries everything a runtime needs in ``metadata_prop
 from __future__ import annotations
 
 import json
-import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 
@@ -24,16 +25,18 @@ from tagger.options import MAX_OPSET, MIN_OPSET, ExportPrecision, values
 from tagger.onnx_backend import FORMAT_NAME, FORMAT_VERSION, INPUT_NAME, OUTPUT_NAME
 
 from .graph import ExportGraph
+from .quantize import Int8Choice, quantize_int8, smooth_activations
 
 OUTPUT_NAMES = (OUTPUT_NAME, "embedding")
-FRONTEND_SCOPE = "/frontend/"  # node-name prefix of the front-end (never quantized)
 PRECISIONS = values(ExportPrecision)
 
 
 def metadata(model: AudioTagger, source: str, frontend: str, precision: str,
-             opset: int) -> dict[str, str]:
-    """The ``metadata_props`` of an exported model: strings, JSON for structured values."""
-    return {
+             opset: int, int8: Int8Choice | None = None) -> dict[str, str]:
+    """The ``metadata_props`` of an exported model: strings, JSON for structured values (an int8
+    graph also names its quantized layers and their measured difference from fp32)."""
+    quantized = {} if int8 is None else {"int8_plan": int8.plan, "int8_max_diff": json.dumps(int8.max_diff)}
+    return {**quantized,
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
         "model_name": model.name,
@@ -81,42 +84,45 @@ def trace_to_onnx(model: AudioTagger, path: Path, frontend: str, opset: int,
         )
 
 
-def quantize_int8(source: Path, target: Path) -> None:
-    """Dynamic int8 quantization (QInt8 weights, per output channel) of the weight MatMuls.
+def choice_windows(model: AudioTagger, audio: Sequence[str | Path] = (), count: int = 8) -> np.ndarray:
+    """``count`` full-context windows of real audio for choosing the int8 layers: the given files,
+    else the package's example clip (looped)."""
+    from tagger.audio import load_audio
+    from tagger.embedded import example_clip
 
-    Only MatMuls with a constant weight (the Linear layers of the blocks) are quantized; the
-    attention products, the front-end and the head (a Gemm on one row per clip) stay float32.
-    """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    proto = onnx.load(str(source), load_external_data=False)
-    weights = {init.name for init in proto.graph.initializer}
-    nodes = [n.name for n in proto.graph.node
-             if n.op_type == "MatMul" and n.input[1] in weights and not n.name.startswith(FRONTEND_SCOPE)]
-    logging.disable(logging.WARNING)  # the quantizer's advice to pre-process (not needed: dynamic)
-    try:
-        quantize_dynamic(str(source), str(target), per_channel=True, weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul"], nodes_to_quantize=nodes)
-    finally:
-        logging.disable(logging.NOTSET)
+    signal = np.concatenate([load_audio(path, model.sample_rate) for path in audio or [example_clip()]])
+    window = model.max_samples
+    signal = np.tile(signal, -(-(window * count) // max(1, len(signal))))
+    starts = np.linspace(0, len(signal) - window, count).astype(int)
+    return np.stack([signal[s:s + window] for s in starts]).astype(np.float32)
 
 
 def export_model(model: AudioTagger, path: str | os.PathLike, source: str, frontend: str = "dft",
-                 precision: str = "fp32", opset: int = MIN_OPSET) -> Path:
-    """Write ``model`` as an ONNX file at ``path`` in the given precision; returns the path."""
+                 precision: str = "fp32", opset: int = MIN_OPSET, audio: Sequence[str | Path] = (),
+                 report: Callable[[str], None] = lambda message: None) -> Path:
+    """Write ``model`` as an ONNX file at ``path`` in the given precision; returns the path. An int8
+    graph quantizes the layers chosen on ``audio`` (default: the example clip), see
+    :mod:`tagger_export.quantize`."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}")
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ValueError(f"opset {opset} is not supported: use {MIN_OPSET} to {MAX_OPSET}")
     path = Path(path)
+    int8 = None
     with tempfile.TemporaryDirectory(prefix="tagger-export-") as tmp:
         written = Path(tmp) / "traced.onnx"
-        trace_to_onnx(model, written, frontend, opset, half=precision == "fp16")
         if precision == "int8":
-            quantize_int8(written, Path(tmp) / "int8.onnx")
+            windows = choice_windows(model.float().eval(), audio)
+            with torch.no_grad():
+                expected = np.concatenate([model.probabilities(model(torch.from_numpy(w[None]))[0]).numpy()
+                                           for w in windows])
+            trace_to_onnx(smooth_activations(model, windows), written, frontend, opset)
+            int8 = quantize_int8(written, Path(tmp) / "int8.onnx", windows, expected, report)
             written = Path(tmp) / "int8.onnx"
+        else:
+            trace_to_onnx(model, written, frontend, opset, half=precision == "fp16")
         proto = onnx.load(str(written))
-    set_metadata(proto, metadata(model, source, frontend, precision, opset))
+    set_metadata(proto, metadata(model, source, frontend, precision, opset, int8))
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
     return path
