@@ -12,12 +12,14 @@ the updates are collected as the display thread would. Reported per configuratio
 
 Models: ``offline-50``, the embedded default model (128/6/2, 50 classes), and random-weight models of
 a preset (speed does not depend on the weights), by default ``passt-s`` (768/12/12, the official
-PaSST-S geometry, 527 classes), both with a 10 s context. Backends: ``torch-fp32``, ``torch-bf16`` and
-``onnx`` (exported with ``tagger export`` into the work folder; skipped with a note if the export is
-not available). Run from the repository root on an otherwise idle machine::
+PaSST-S geometry, 527 classes), both with a 10 s context, or any model file (``--model``). Backends:
+the paths of ``tagger bench`` (``torch-fp32``, ``torch-bf16``, ``onnx-fp32``, ``onnx-int8``), opened
+as ``tagger listen`` opens them (ONNX graphs from the tagger cache, made on first use). Run from the
+repository root on an otherwise idle machine::
 
     .venv/bin/python benchmarks/bench_listen.py                           # both models, all backends
     .venv/bin/python benchmarks/bench_listen.py --preset passt-s --backend torch-bf16 --seconds 20
+    .venv/bin/python benchmarks/bench_listen.py --model bench-out/speed/passt-s-ref.pt --backend onnx-int8 --seconds 300
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import queue
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,12 +37,12 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tagger.bench import PATHS  # noqa: E402
 from tagger.capture import FileSource  # noqa: E402
 from tagger.events import EventTracker, label_thresholds  # noqa: E402
 from tagger.live import Finished, LiveSettings, LiveTagger, Update, Worker  # noqa: E402
 from tagger.tagging import WindowSettings  # noqa: E402
 
-BACKENDS = ("torch-fp32", "torch-bf16", "onnx")
 
 
 def make_audio(path: Path, seconds: float) -> Path:
@@ -74,18 +75,13 @@ def make_model(preset: str, workdir: Path) -> Path:
     return path
 
 
-def make_backend(model: Path, backend: str, workdir: Path, threads: int | None):
+def make_backend(model: Path, path: str, threads: int | None):
+    """One path of ``tagger bench`` (``runtime-precision``), as ``tagger listen`` opens it."""
     from tagger.backends import load_backend
 
-    if backend == "onnx":
-        onnx_path = workdir / (model.stem + ".onnx")
-        if not onnx_path.exists():
-            result = subprocess.run([sys.executable, "-m", "tagger", "export", str(model), "-o", str(onnx_path),
-                                     "--no-verify"], capture_output=True, text=True, cwd=ROOT)
-            if result.returncode != 0:
-                raise RuntimeError(f"export failed: {result.stderr.strip()[-300:]}")
-        return load_backend(str(onnx_path), device="cpu", threads=threads)
-    return load_backend(str(model), device="cpu", precision=backend.split("-")[1], threads=threads)
+    runtime, precision = path.split("-")
+    return load_backend(str(model), device="cpu", precision=precision, threads=threads, runtime=runtime,
+                        progress=False)
 
 
 def run(backend, audio: Path, seconds: float, hop: float) -> dict:
@@ -126,7 +122,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", nargs="+", default=["offline-50", "passt-s"],
                         help="offline-50 (the embedded model) or a preset of tagger.model.PRESETS")
-    parser.add_argument("--backend", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    parser.add_argument("--backend", nargs="+", default=list(PATHS), choices=PATHS)
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a model file instead of --preset (e.g. the reference-layout PaSST-S of bench_speed.py)")
     parser.add_argument("--seconds", type=float, default=30.0, help="listening time per configuration")
     parser.add_argument("--hop", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=None)
@@ -137,11 +135,11 @@ def main() -> None:
     results = []
     print(f"{'model':<12} {'backend':<11} {'window':>6} {'updates':>7} {'lat p50':>8} {'lat p95':>8} "
           f"{'infer':>7} {'RTF':>5} {'CPU':>5} {'lost s':>6}")
-    for preset in args.preset:
-        model = make_model(preset, args.workdir)
+    models = [(args.model.stem, args.model)] if args.model else [(p, make_model(p, args.workdir)) for p in args.preset]
+    for preset, model in models:
         for name in args.backend:
             try:
-                backend = make_backend(model, name, args.workdir, args.threads)
+                backend = make_backend(model, name, args.threads)
             except Exception as exc:  # noqa: BLE001 - report and go on with the other backends
                 print(f"{preset:<12} {name:<11} skipped: {exc}")
                 continue

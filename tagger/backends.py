@@ -7,6 +7,7 @@ Torch-free at import: an ``.onnx`` model never loads torch.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -116,6 +117,7 @@ def load_backend(model: str | None = None, device: str = "auto", precision: str 
     import sys
 
     from .onnx_backend import OnnxBackend, is_onnx_model
+    from .onnx_cache import cached_int8_error
     from .options import FAST_LIMIT
     from .precision import resolve
 
@@ -136,15 +138,15 @@ def load_backend(model: str | None = None, device: str = "auto", precision: str 
         print(choice.warning, file=sys.stderr, flush=True)
     precision, reason = choice.precision, choice.reason
     if precision == Precision.int8.value and uses_onnx(model, runtime, device, precision):
-        backend = OnnxBackend(_cached_graph(model, runtime, num_heads, device, threads, progress, precision),
-                              device=device, threads=threads)
-        error = backend.int8_max_diff
+        graph = _cached_graph(model, runtime, num_heads, device, threads, progress, precision)
+        error = cached_int8_error(Path(graph))
         within = error is not None and error <= FAST_LIMIT
         if requested != Precision.fast.value or within:
             if not within:
                 print(f"warning: this model's int8 graph differs from fp32 by up to "
                       f"{'an unmeasured amount' if error is None else f'{error:.1e}'} on real audio "
                       f"(more than {FAST_LIMIT:g})", file=sys.stderr, flush=True)
+            backend = OnnxBackend(graph, device=device, threads=threads)
             backend.choice = reason
             return backend
         precision = Precision.fp32.value  # fast, but this model's int8 graph is not within the limit

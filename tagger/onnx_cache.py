@@ -30,7 +30,7 @@ from .registry import cache_dir, sha256_of
 
 CACHE_OPSET = MIN_OPSET
 DIGESTS = "digests.json"
-INT8_RECIPE = 3  # raise when the int8 graph changes (2: layers chosen by measured error)
+INT8_RECIPE = 4  # raise when the int8 graph changes (2: layers chosen by measured error)
 
 
 def onnx_cache_dir() -> Path:
@@ -101,5 +101,23 @@ def _build(model_path: Path, name: str | None, num_heads: int | None, stride: in
         exported = export_model(model, Path(folder) / target.name, source=name or str(model_path),
                                 frontend="dft", precision=precision, opset=CACHE_OPSET)
         backend, _ = verify(model, exported, device=device, threads=threads)
+        error = backend.int8_max_diff
         del backend  # release the session before the file is copied
+        if precision == "int8":  # before the graph: a graph in the cache always has its facts
+            with atomic_write(int8_error_path(target), "w") as out:
+                json.dump({"int8_max_diff": error}, out)
         publish(exported, target)  # atomically, as tagger export writes its output
+
+
+def int8_error_path(graph: Path) -> Path:
+    return graph.with_suffix(".json")
+
+
+def cached_int8_error(graph: Path) -> float | None:
+    """The measured difference from fp32 of a cached int8 graph (from its side file, so that
+    ``--precision fast`` can decide without opening the graph); None when unknown."""
+    try:
+        error = json.loads(int8_error_path(graph).read_text())["int8_max_diff"]
+        return None if error is None else float(error)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

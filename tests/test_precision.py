@@ -84,7 +84,8 @@ def test_int8_keeps_the_most_quantized_plan_within_the_limit(small_model, tmp_pa
     assert ops.count("MatMulInteger") == 4 * small_model.config.depth
 
 
-def test_verbose_says_what_runs_and_fast_falls_back_to_fp32_when_int8_is_too_far(small_model_path, scene_wav):
+def test_verbose_says_what_runs_and_fast_falls_back_to_fp32_when_int8_is_too_far(small_model_path, scene_wav,
+                                                                                  isolated_cache):
     args = ("file", scene_wav, "-m", small_model_path, "-f", "json", "--window", "2", "--hop", "1", "-v")
     exact = run_tagger(*args, "--backend", "onnx")
     assert exact.returncode == 0, exact.stderr
@@ -92,6 +93,9 @@ def test_verbose_says_what_runs_and_fast_falls_back_to_fp32_when_int8_is_too_far
     int8 = run_tagger(*args, "--precision", "int8")
     assert int8.returncode == 0, int8.stderr
     assert "ONNX Runtime int8 on the CPU, measured within" in int8.stderr
+    # The measured difference is also beside the cached graph, for `fast` to decide without opening it.
+    sides = [json.loads(p.read_text())["int8_max_diff"] for p in (isolated_cache / "onnx").glob("small-*-int8.json")]
+    assert sides and f"measured within {sides[0]:.1e}" in int8.stderr
     fast = run_tagger(*args, "--precision", "fast")
     assert fast.returncode == 0, fast.stderr
     line = next(line for line in fast.stderr.splitlines() if line.startswith("model:"))
