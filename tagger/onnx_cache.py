@@ -30,7 +30,7 @@ from .registry import cache_dir, sha256_of
 
 CACHE_OPSET = MIN_OPSET
 DIGESTS = "digests.json"
-INT8_RECIPE = 4  # raise when the int8 graph changes (2: layers chosen by measured error)
+GRAPH_RECIPE = 5  # raise when the exported graphs change (5: fused attention, int8 layers by measured error)
 
 
 def onnx_cache_dir() -> Path:
@@ -65,7 +65,7 @@ def model_digest(model: Path) -> str:
 def cached_graph_path(model: Path, num_heads: int | None, stride: int | None, precision: str = "fp32") -> Path:
     """Where the graph of this model file (with these loading options and precision) is cached."""
     parts = [model_digest(model), f"heads={num_heads}", f"stride={stride}", f"tagger={__version__}",
-             f"opset={CACHE_OPSET}", f"precision={precision}", f"int8={INT8_RECIPE}"]
+             f"opset={CACHE_OPSET}", f"precision={precision}", f"recipe={GRAPH_RECIPE}"]
     key = hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
     suffix = "" if precision == "fp32" else f"-{precision}"
     return onnx_cache_dir() / f"{model.stem}-{key}{suffix}.onnx"
