@@ -113,7 +113,9 @@ class MultiHeadAttention(torch.autograd.Function):
 
     @staticmethod
     def symbolic(g, q, k, v, num_heads: int):
-        return g.op("com.microsoft::MultiHeadAttention", q, k, v, num_heads_i=num_heads)
+        out = g.op("com.microsoft::MultiHeadAttention", q, k, v, num_heads_i=num_heads)
+        out.setType(q.type())  # same shape and type as the queries (the exporter cannot infer it)
+        return out
 
 
 class FusedAttention(nn.Module):
