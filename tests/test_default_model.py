@@ -53,8 +53,10 @@ def example_result(tmp_path_factory: pytest.TempPathFactory) -> dict:
     result = offline_tagger("file", str(EXAMPLE), "--format", "json", "--window", "5", "--hop", "5",
                             "--no-progress", cache=cache)
     assert result.returncode == 0, result.stderr
-    # Nothing downloaded: the cache holds only the embedded model's ONNX graph, made on first use.
-    assert [p.relative_to(cache).parts[0] for p in cache.rglob("*") if p.is_file()] == ["onnx"]
+    # Nothing downloaded: the cache holds only the embedded model's ONNX graph, made on first use
+    # (and the model file's digest beside it).
+    assert {p.relative_to(cache).parts[0] for p in cache.rglob("*") if p.is_file()} == {"onnx"}
+    assert len(list((cache / "onnx").glob("*.onnx"))) == 1
     return json.loads(result.stdout)["files"][0]
 
 
