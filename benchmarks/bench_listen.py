@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from tagger.bench import PATHS  # noqa: E402
 from tagger.capture import FileSource  # noqa: E402
-from tagger.events import EventTracker, label_thresholds  # noqa: E402
+from tagger.events import EventDecoder, EventOptions  # noqa: E402
 from tagger.live import Finished, LiveSettings, LiveTagger, Update, Worker  # noqa: E402
 from tagger.tagging import WindowSettings  # noqa: E402
 
@@ -87,9 +87,9 @@ def make_backend(model: Path, path: str, threads: int | None):
 def run(backend, audio: Path, seconds: float, hop: float) -> dict:
     window, hop_samples = WindowSettings(None, hop).resolve(backend)
     labels = backend.labels
-    tracker = EventTracker(labels, label_thresholds(labels, 0.5))
     source = FileSource(str(audio), capacity_seconds=max(10.0, 2 * window / backend.sample_rate))
-    tagger = LiveTagger(backend, LiveSettings(window, hop_samples), tracker, source.rate)
+    tagger = LiveTagger(backend, LiveSettings(window, hop_samples), EventDecoder(labels, EventOptions(), hop),
+                        source.rate)
     updates: queue.Queue = queue.Queue()
     worker = Worker(source.queue, tagger, updates, queue.Queue())  # events are not measured
     cpu0, wall0 = time.process_time(), time.perf_counter()

@@ -25,6 +25,7 @@ from .options import (MAX_OPSET, MIN_OPSET, TableFormat, ExportFrontend, ListenF
 
 if TYPE_CHECKING:
     from .backends import Backend
+    from .events import EventOptions
     from .files import Target
     from .output import Sink
     from .tagging import FileResult, WindowSettings
@@ -47,6 +48,17 @@ POOLING = typer.Option(Pooling.max, "--pooling", help="Clip score from the windo
 PRECISION = typer.Option(Precision.fp32, "--precision",
                          help="fp32 (the reference numbers), bf16 (PyTorch), int8 (a cached int8 ONNX Runtime graph) "
                               "or fast (the faster of bf16 and int8 on this hardware, within 5e-3 of fp32).")
+# Events (tagger listen, tagger file --events and the event formats).
+THRESHOLD = typer.Option(0.5, "--threshold", help="Probability at which a sound event starts.")
+LABEL_THRESHOLDS = typer.Option(None, "--label-threshold", metavar="LABEL=P", help="Threshold for one label (repeatable).")
+OFFSET_RATIO = typer.Option(0.7, "--offset-ratio",
+                            help="An event ends when its probability falls below threshold x this ratio (hysteresis).")
+MIN_DURATION = typer.Option(0.0, "--min-duration", min=0.0, help="Report an event only once it has lasted this many seconds.")
+SMOOTH = typer.Option(1, "--smooth", min=1, help="Average the probabilities of the last N windows (1: off).")
+ONLY = typer.Option(None, "--only", metavar="LABEL",
+                    help="Report only this label (repeatable; tagger file: in its events).")
+EXCLUDE = typer.Option(None, "--exclude", metavar="LABEL",
+                       help="Never report this label (repeatable; tagger file: in its events).")
 VERBOSE = typer.Option(False, "--verbose", "-v",
                        help="Say on stderr which runtime, precision and device run the model, and why.")
 COMPUTE_DEVICE_HELP = DEVICE_HELP + "."
@@ -165,14 +177,42 @@ def file_command(
     progress: bool = typer.Option(True, "--progress/--no-progress",
                                   help="Show progress bars (tagging: only on a terminal; model download) on stderr."),
     verbose: bool = VERBOSE,
+    events: bool = typer.Option(False, "--events",
+                                help="Also report sound events (onset, offset, peak), decoded as tagger listen does "
+                                     "(the audacity, raven and webvtt formats always do)."),
+    threshold: float = THRESHOLD,
+    label_thresholds: Optional[list[str]] = LABEL_THRESHOLDS,
+    offset_ratio: float = OFFSET_RATIO,
+    min_duration: float = MIN_DURATION,
+    smooth: int = SMOOTH,
+    only: Optional[list[str]] = ONLY,
+    exclude: Optional[list[str]] = EXCLUDE,
 ) -> None:
     """Tag audio files (wav, flac, ogg, mp3, ...; any rate, channels and length)."""
+    from .events import EventDecoder, EventOptions
     from .files import probe_targets
+    from .options import EVENT_FORMATS, SINGLE_FILE_FORMATS
 
+    parameters = dict(locals())
+    event_options = None
+    if events or output_format.value in EVENT_FORMATS:
+        if output_format == OutputFormat.csv:
+            raise fail("-f csv holds the windows' probabilities; events go to table, json, jsonl, audacity, "
+                       "raven or webvtt", code=2)
+        event_options = options_from(EventOptions, parameters)
     backend, settings = open_windowed_backend(model, device, precision, runtime, threads, num_heads, progress,
                                               window, hop, verbose)
-    failures = write_results(probe_targets(paths), backend, settings, output_format.value, output,
-                             top, batch_size, pooling.value, progress and stderr.is_terminal)
+    if event_options is not None:
+        try:
+            EventDecoder(backend.labels, event_options, 1.0)  # labels and thresholds checked before any work
+        except ValueError as exc:
+            raise fail(str(exc), code=2) from None
+    targets = probe_targets(paths)
+    if output_format.value in SINGLE_FILE_FORMATS and len(targets) > 1:
+        raise fail(f"-f {output_format.value} describes one audio file and {len(targets)} were given: tag them "
+                   "one at a time, or use -f raven (a file column)", code=2)
+    failures = write_results(targets, backend, settings, output_format.value, output,
+                             top, batch_size, pooling.value, progress and stderr.is_terminal, event_options)
     if failures:
         raise typer.Exit(1)
 
@@ -242,7 +282,8 @@ class FileReporter:
 
 
 def write_results(targets: list["Target"], backend: "Backend", settings: "WindowSettings", output_format: str,
-                  output: Optional[Path], top: int, batch_size: Optional[int], pooling: str, show_progress: bool) -> int:
+                  output: Optional[Path], top: int, batch_size: Optional[int], pooling: str, show_progress: bool,
+                  events: "EventOptions | None" = None) -> int:
     """Tag every target into one output document; return how many failed."""
     from .files import tag_files
     from .output import RunInfo, make_sink
@@ -257,7 +298,7 @@ def write_results(targets: list["Target"], backend: "Backend", settings: "Window
         sink = make_sink(output_format, stream, run, top)
         reporter = FileReporter(sink, bar, sum(t.seconds for t in targets), show_progress and output is None)
         try:
-            return tag_files(targets, backend, settings, batch_size, pooling, reporter)
+            return tag_files(targets, backend, settings, batch_size, pooling, reporter, events)
         finally:  # also on Ctrl-C or SIGTERM: a complete document of the files finished so far
             sink.close()
 
@@ -464,15 +505,13 @@ def listen_command(
     window: Optional[float] = WINDOW,
     hop: float = typer.Option(1.0, "--hop", help="Seconds between updates (windows start every hop)."),
     top: int = typer.Option(5, "--top-k", "-k", min=1, help="Labels shown per update."),
-    threshold: float = typer.Option(0.5, "--threshold", help="Probability at which a sound event starts."),
-    label_thresholds: Optional[list[str]] = typer.Option(None, "--label-threshold", metavar="LABEL=P",
-                                                        help="Threshold for one label (repeatable)."),
-    offset_ratio: float = typer.Option(0.7, "--offset-ratio",
-                                       help="An event ends when its probability falls below threshold x this ratio (hysteresis)."),
-    min_duration: float = typer.Option(0.0, "--min-duration", min=0.0, help="Report an event only once it has lasted this many seconds."),
-    smooth: int = typer.Option(1, "--smooth", min=1, help="Average the probabilities of the last N windows (1: off)."),
-    only: Optional[list[str]] = typer.Option(None, "--only", metavar="LABEL", help="Show and report only this label (repeatable)."),
-    exclude: Optional[list[str]] = typer.Option(None, "--exclude", metavar="LABEL", help="Never show or report this label (repeatable)."),
+    threshold: float = THRESHOLD,
+    label_thresholds: Optional[list[str]] = LABEL_THRESHOLDS,
+    offset_ratio: float = OFFSET_RATIO,
+    min_duration: float = MIN_DURATION,
+    smooth: int = SMOOTH,
+    only: Optional[list[str]] = ONLY,
+    exclude: Optional[list[str]] = EXCLUDE,
     min_level: Optional[float] = typer.Option(None, "--min-level", metavar="DBFS",
                                               help="Do not tag while the newest hop is quieter than this RMS level (e.g. -50)."),
     compute_device: str = typer.Option("auto", "--compute-device", help="Where the model runs: " + COMPUTE_DEVICE_HELP),

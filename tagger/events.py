@@ -14,6 +14,7 @@ offset threshold, so both are accurate to about one hop.
 
 from __future__ import annotations
 
+import difflib
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,44 @@ class Smoother:
 
     def reset(self) -> None:
         self._recent.clear()
+
+
+def find_label(labels: Sequence[str], name: str) -> int:
+    """Index of a label by name, ignoring case; ValueError with suggestions otherwise."""
+    lowered = [label.lower() for label in labels]
+    if name.strip().lower() in lowered:
+        return lowered.index(name.strip().lower())
+    close = difflib.get_close_matches(name, labels, n=3, cutoff=0.6)
+    hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+    raise ValueError(f"unknown label '{name}'{hint}")
+
+
+def shown_labels(labels: Sequence[str], only: Sequence[str], exclude: Sequence[str]) -> np.ndarray:
+    """Indices of the classes to show and report, in model order: all, or only ``only``, minus
+    ``exclude``."""
+    mask = np.zeros(len(labels), bool) if only else np.ones(len(labels), bool)
+    for name in only:
+        mask[find_label(labels, name)] = True
+    for name in exclude:
+        mask[find_label(labels, name)] = False
+    if not mask.any():
+        raise ValueError("--only/--exclude leave no label to report")
+    return np.flatnonzero(mask)
+
+
+def parse_label_thresholds(labels: Sequence[str], items: Sequence[str]) -> dict[str, float]:
+    """``["Speech=0.7", ...]`` -> {label: threshold} with the model's spelling of each label."""
+    result = {}
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        try:
+            threshold = float(value)
+        except ValueError:
+            threshold = None
+        if not sep or not name or threshold is None:
+            raise ValueError(f"--label-threshold '{item}' is not LABEL=PROBABILITY")
+        result[labels[find_label(labels, name)]] = threshold
+    return result
 
 
 def label_thresholds(labels: Sequence[str], default: float,
@@ -139,3 +178,52 @@ class EventTracker:
                 records.append(candidate.event.record("offset", time))
         self._open.clear()
         return records
+
+
+@dataclass(frozen=True)
+class EventOptions:
+    """The event options that ``tagger listen`` and ``tagger file --events`` share."""
+
+    threshold: float = 0.5
+    label_thresholds: Sequence[str] = ()  # "LABEL=P"
+    offset_ratio: float = 0.7
+    min_duration: float = 0.0
+    smooth: int = 1
+    only: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+
+
+class EventDecoder:
+    """Per-window probabilities of one stream -> events, the same way for live audio and files:
+    the reported labels only (``--only``/``--exclude``), smoothing over the last windows, then the
+    :class:`EventTracker`. A window brings the new audio of its last hop (all of it for the first)."""
+
+    def __init__(self, labels: Sequence[str], options: EventOptions, hop_seconds: float) -> None:
+        self.shown = shown_labels(labels, options.only, options.exclude)
+        self.labels = [labels[i] for i in self.shown]
+        thresholds = label_thresholds(labels, options.threshold,
+                                      parse_label_thresholds(labels, options.label_thresholds))[self.shown]
+        self.tracker = EventTracker(self.labels, thresholds, options.offset_ratio, options.min_duration)
+        self.smoother = Smoother(options.smooth)
+        self.hop = hop_seconds
+
+    def update(self, start: float, end: float, probabilities: np.ndarray | None) -> tuple[np.ndarray | None,
+                                                                                     list[dict[str, Any]]]:
+        """Feed one window (all the model's classes; None: not tagged, as silence); returns its
+        smoothed probabilities of the reported labels and the event records it produced."""
+        smoothed = None if probabilities is None else self.smoother(np.asarray(probabilities)[self.shown])
+        scores = np.zeros(len(self.shown), np.float32) if smoothed is None else smoothed
+        return smoothed, self.tracker.update(max(start, end - self.hop), end, scores)
+
+    def close(self, time: float) -> list[dict[str, Any]]:
+        """End the open events at ``time`` (end of the stream, or a gap); smoothing starts afresh."""
+        self.smoother.reset()
+        return self.tracker.close(time)
+
+
+def finished_events(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ended events of a stream's records (its ``offset`` records), in onset order, as
+    ``{label, onset, offset, duration, peak}``."""
+    ended = [{key: r[key] for key in ("label", "onset", "offset", "duration", "peak")}
+             for r in records if r.get("event") == "offset"]
+    return sorted(ended, key=lambda e: (e["onset"], e["label"]))

@@ -12,6 +12,7 @@ from typing import Protocol
 from .audio import AUDIO_SUFFIXES, AudioInfo, probe
 from .backends import Backend
 from .errors import TaggerError
+from .events import EventOptions
 from .tagging import FileResult, WindowSettings, tag_file
 
 
@@ -68,9 +69,9 @@ class Reporter(Protocol):
 
 
 def tag_files(targets: Iterable[Target], backend: Backend, settings: WindowSettings, batch_size: int | None,
-              pooling: str, reporter: Reporter) -> int:
-    """Tag every target in order, reporting each; returns how many failed (one bad file never stops
-    the others)."""
+              pooling: str, reporter: Reporter, events: EventOptions | None = None) -> int:
+    """Tag every target in order (with ``events``, also its events), reporting each; returns how
+    many failed (one bad file never stops the others)."""
     rate = backend.sample_rate
     failures = 0
     for target in targets:
@@ -79,7 +80,7 @@ def tag_files(targets: Iterable[Target], backend: Backend, settings: WindowSetti
             if target.problem:
                 raise TaggerError(target.problem)
             result = tag_file(target.path, backend, settings, batch_size, pooling,
-                              on_samples=lambda n: reporter.advanced(n / rate), info=target.info)
+                              on_samples=lambda n: reporter.advanced(n / rate), info=target.info, events=events)
         except TaggerError as exc:
             failures += 1
             reporter.failed(target.path, str(exc))

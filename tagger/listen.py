@@ -9,7 +9,6 @@ inference run on their own threads.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import queue
@@ -31,7 +30,7 @@ from .audio import native_stderr_silenced
 from .capture import AudioQueue, FileSource, MicrophoneSource, Source
 from .displays import Display, Header, JsonLines, TuiDisplay, summary_text
 from .errors import TaggerError
-from .events import EventTracker, label_thresholds
+from .events import EventDecoder, EventOptions
 from .formatting import rounded
 from .live import Finished, LiveSettings, LiveTagger, Update, Worker, WorkerFailed
 from .tagging import WindowSettings
@@ -61,55 +60,22 @@ class ListenOptions:
     output: Path | None = None
     duration: float | None = None
 
-
-def find_label(labels: Sequence[str], name: str) -> int:
-    """Index of a label by name, ignoring case; ValueError with suggestions otherwise."""
-    lowered = [label.lower() for label in labels]
-    if name.strip().lower() in lowered:
-        return lowered.index(name.strip().lower())
-    close = difflib.get_close_matches(name, labels, n=3, cutoff=0.6)
-    hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-    raise ValueError(f"unknown label '{name}'{hint}")
-
-
-def shown_labels(labels: Sequence[str], only: Sequence[str], exclude: Sequence[str]) -> np.ndarray:
-    """Indices of the classes to show and report, in model order: all, or only ``only``, minus
-    ``exclude``."""
-    mask = np.zeros(len(labels), bool) if only else np.ones(len(labels), bool)
-    for name in only:
-        mask[find_label(labels, name)] = True
-    for name in exclude:
-        mask[find_label(labels, name)] = False
-    if not mask.any():
-        raise ValueError("--only/--exclude leave no label to report")
-    return np.flatnonzero(mask)
-
-
-def parse_label_thresholds(labels: Sequence[str], items: Sequence[str]) -> dict[str, float]:
-    """``["Speech=0.7", ...]`` -> {label: threshold} with the model's spelling of each label."""
-    result = {}
-    for item in items:
-        name, sep, value = item.rpartition("=")
-        try:
-            threshold = float(value)
-        except ValueError:
-            threshold = None
-        if not sep or not name or threshold is None:
-            raise ValueError(f"--label-threshold '{item}' is not LABEL=PROBABILITY")
-        result[labels[find_label(labels, name)]] = threshold
-    return result
+    def event_options(self) -> EventOptions:
+        return EventOptions(self.threshold, tuple(self.label_thresholds), self.offset_ratio, self.min_duration,
+                            self.smooth, tuple(self.only), tuple(self.exclude))
 
 
 @dataclass
 class Plan:
-    """The checked settings of a run: windowing, the labels it reports (indices into the model's
-    and their names) and the event tracker made for those labels."""
+    """The checked settings of a run: windowing and the event decoder (the labels it reports)."""
 
     window: int
     hop: int
-    shown: np.ndarray
-    labels: list[str]
-    tracker: EventTracker
+    decoder: EventDecoder
+
+    @property
+    def labels(self) -> list[str]:
+        return self.decoder.labels
 
 
 def prepare(backend: Backend, options: ListenOptions) -> Plan:
@@ -117,12 +83,7 @@ def prepare(backend: Backend, options: ListenOptions) -> Plan:
     window, hop = WindowSettings(options.window, options.hop).resolve(backend)
     if hop > window:
         raise ValueError("--hop cannot be longer than the window")
-    shown = shown_labels(backend.labels, options.only, options.exclude)
-    labels = [backend.labels[i] for i in shown]
-    thresholds = label_thresholds(backend.labels, options.threshold,
-                                  parse_label_thresholds(backend.labels, options.label_thresholds))[shown]
-    tracker = EventTracker(labels, thresholds, options.offset_ratio, options.min_duration)
-    return Plan(window, hop, shown, labels, tracker)
+    return Plan(window, hop, EventDecoder(backend.labels, options.event_options(), hop / backend.sample_rate))
 
 
 @dataclass
@@ -181,8 +142,8 @@ def run_listen(backend: Backend, options: ListenOptions, plan: Plan) -> dict[str
     with native_stderr_silenced():
         source: Source = (FileSource(options.input_path, capacity) if options.input_path
                           else MicrophoneSource(options.device, capacity))
-        tagger = LiveTagger(backend, LiveSettings(plan.window, plan.hop, options.smooth, options.min_level),
-                            plan.tracker, source.rate, plan.shown)
+        tagger = LiveTagger(backend, LiveSettings(plan.window, plan.hop, options.min_level), plan.decoder,
+                            source.rate)
         header = Header(source.name, source.rate, source.channels, backend.name,
                         backend.runtime, rate, window_s, plan.hop / rate)
         display: Display

@@ -20,7 +20,7 @@ import numpy as np
 
 from .audio import StreamResampler, downmix
 from .capture import AudioQueue
-from .events import EventTracker, Smoother
+from .events import EventDecoder
 from .backends import Backend
 from .tagging import run_windows
 from .windows import Window, WindowEngine
@@ -55,7 +55,6 @@ class Update:
 class LiveSettings:
     window: int  # samples at the model rate
     hop: int
-    smooth: int = 1
     min_level_db: float | None = None
 
 
@@ -63,20 +62,17 @@ class LiveTagger:
     """Turns captured frames into :class:`Update` objects and event records; not thread-safe (one
     worker uses it).
 
-    ``shown`` (indices into the model's labels, in order) are the labels the run reports: updates
-    carry only their probabilities and ``tracker`` is made for them, so nothing downstream masks.
+    ``decoder`` knows the labels the run reports (updates carry only their smoothed probabilities,
+    so nothing downstream masks) and turns windows into events, as ``tagger file --events`` does.
     Event records wait in :meth:`take_events` until the worker hands them on.
     """
 
-    def __init__(self, backend: Backend, settings: LiveSettings, tracker: EventTracker,
-                 input_rate: int, shown: np.ndarray | None = None) -> None:
+    def __init__(self, backend: Backend, settings: LiveSettings, decoder: EventDecoder, input_rate: int) -> None:
         self.backend = backend
         self.settings = settings
-        self.tracker = tracker
-        self.shown = np.arange(len(backend.labels)) if shown is None else np.asarray(shown)
+        self.decoder = decoder
         self._events: list[dict[str, Any]] = []
         self.rate = backend.sample_rate
-        self._smoother = Smoother(settings.smooth)
         self._offset = 0.0  # stream seconds at the start of the current segment
         self._start_segment(input_rate)
 
@@ -85,7 +81,6 @@ class LiveTagger:
         self._resampler = StreamResampler(input_rate, self.rate)
         self._engine = WindowEngine(self.settings.window, self.settings.hop, warmup=True)
         self._input_frames = 0
-        self._smoother.reset()
 
     @property
     def time(self) -> float:
@@ -94,7 +89,7 @@ class LiveTagger:
 
     def restart(self, input_rate: int, gap: float) -> None:
         """A gap of ``gap`` seconds in the audio: end open events, start new windows after it."""
-        self._events += self.tracker.close(self.time)
+        self._events += self.decoder.close(self.time)
         self._offset = self.time + gap
         self._start_segment(input_rate)
 
@@ -128,24 +123,21 @@ class LiveTagger:
         gate = self.settings.min_level_db
         loud = [w for w, (rms, _) in zip(windows, levels) if gate is None or rms >= gate]
         started = time.perf_counter()
-        results = iter([p[self.shown] for _, p in run_windows(loud, self.backend)])
+        results = iter([p for _, p in run_windows(loud, self.backend)])
         inference = (time.perf_counter() - started) / max(1, len(loud))
-        silent = np.zeros(len(self.shown), np.float32)
         updates = []
         for w, (rms, peak) in zip(windows, levels):
             start, end = self._offset + w.start / self.rate, self._offset + w.end / self.rate
-            new_audio = max(start, end - hop / self.rate)
             tagged = gate is None or rms >= gate
-            smoothed = self._smoother(next(results)) if tagged else None
-            self._events += self.tracker.update(new_audio, end, silent if smoothed is None else smoothed)
+            smoothed, records = self.decoder.update(start, end, next(results) if tagged else None)
+            self._events += records
             updates.append(Update(start, end, rms, peak, smoothed, inference if tagged else 0.0,
-                                  max(0.0, time.monotonic() - arrived(w)),
-                                  len(w.samples) < self.settings.window))
+                                  max(0.0, time.monotonic() - arrived(w)), w.warmup))
         return updates
 
     def close(self) -> list[dict[str, Any]]:
         """End the events still open (the run stops)."""
-        return self.tracker.close(self.time)
+        return self.decoder.close(self.time)
 
 
 class WorkerFailed:

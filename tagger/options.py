@@ -24,6 +24,13 @@ class OutputFormat(str, Enum):
     json = "json"
     jsonl = "jsonl"
     csv = "csv"
+    audacity = "audacity"  # event formats: a label track, a Raven selection table, WebVTT captions
+    raven = "raven"
+    webvtt = "webvtt"
+
+
+EVENT_FORMATS = ("audacity", "raven", "webvtt")
+SINGLE_FILE_FORMATS = ("audacity", "webvtt")  # their files describe one audio file
 
 
 class Pooling(str, Enum):

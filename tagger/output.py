@@ -1,4 +1,5 @@
-"""Sinks for file results: a Rich table for people, JSON / JSONL / CSV for programs."""
+"""Sinks for file results: a Rich table for people, JSON / JSONL / CSV for programs, and the event
+formats of review tools: an Audacity label track, a Raven selection table, WebVTT captions."""
 
 from __future__ import annotations
 
@@ -71,6 +72,7 @@ def file_record(result: FileResult, run: RunInfo, k: int) -> dict[str, Any]:
              "probabilities": _rounded(w.probabilities)}
             for w in result.windows
         ],
+        **({} if result.events is None else {"events": result.events}),
     }
 
 
@@ -149,7 +151,7 @@ class TableSink:
         self.console, self.run, self.k = console, run, k
 
     def add(self, result: FileResult) -> None:
-        self.console.print(Group(self._clip_table(result), *self._timeline(result)))
+        self.console.print(Group(self._clip_table(result), *self._timeline(result), *self._events(result)))
 
     def _clip_table(self, result: FileResult) -> Table:
         info = result.info
@@ -188,6 +190,98 @@ class TableSink:
         parts.append(Text(""))
         return parts
 
+    def _events(self, result: FileResult) -> list[Table | Text]:
+        if result.events is None:
+            return []
+        if not result.events:
+            return [Text("events: none above the threshold"), Text("")]
+        table = Table(title="events", title_justify="left", show_edge=False)
+        for column in ("onset", "offset", "label", "peak"):
+            table.add_column(column, justify="left" if column == "label" else "right")
+        for e in result.events:
+            table.add_row(format_time(e["onset"]), format_time(e["offset"]), e["label"], f"{e['peak']:.3f}")
+        return [table, Text("")]
+
+    def add_error(self, path: str, message: str) -> None:
+        pass  # reported on stderr by the caller
+
+    def close(self) -> None:
+        pass
+
+
+class AudacitySink:
+    """An Audacity label track (File > Import > Labels): ``start<TAB>end<TAB>text`` per event, in
+    seconds, the text ``label probability``. It describes one audio file."""
+
+    def __init__(self, stream: IO[str], run: RunInfo, k: int) -> None:
+        self.stream = stream
+
+    def add(self, result: FileResult) -> None:
+        for e in result.events or []:
+            self.stream.write(f"{e['onset']:.6f}\t{e['offset']:.6f}\t{e['label']} {e['peak']:.2f}\n")
+        self.stream.flush()
+
+    def add_error(self, path: str, message: str) -> None:
+        pass  # reported on stderr by the caller
+
+    def close(self) -> None:
+        pass
+
+
+RAVEN_COLUMNS = ("Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)",
+                 "High Freq (Hz)", "Begin File", "Label", "Probability")
+
+
+class RavenSink:
+    """A Raven selection table (tab-separated, one row per event, numbered across the run): the
+    event spans the whole band up to the model's Nyquist frequency; ``Begin File`` is the audio file's
+    path as it was given."""
+
+    def __init__(self, stream: IO[str], run: RunInfo, k: int) -> None:
+        self.stream, self.run = stream, run
+        self.selection = 0
+        self.stream.write("\t".join(RAVEN_COLUMNS) + "\n")
+
+    def add(self, result: FileResult) -> None:
+        for e in result.events or []:
+            self.selection += 1
+            row = (self.selection, "Spectrogram 1", 1, f"{e['onset']:.6f}", f"{e['offset']:.6f}", 0,
+                   self.run.sample_rate // 2, _tab_free(result.path), _tab_free(e["label"]), f"{e['peak']:.4f}")
+            self.stream.write("\t".join(str(value) for value in row) + "\n")
+        self.stream.flush()
+
+    def add_error(self, path: str, message: str) -> None:
+        pass  # reported on stderr by the caller
+
+    def close(self) -> None:
+        pass
+
+
+def _tab_free(text: str) -> str:
+    return " ".join(text.replace("\t", " ").splitlines())
+
+
+def vtt_time(seconds: float) -> str:
+    """WebVTT's ``hh:mm:ss.ttt``."""
+    millis = int(round(seconds * 1000))
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    return f"{hours:02d}:{minutes:02d}:{millis // 1000:02d}.{millis % 1000:03d}"
+
+
+class WebVttSink:
+    """WebVTT captions, one cue per event (``[Dog] 0.93``), for a video of the audio file."""
+
+    def __init__(self, stream: IO[str], run: RunInfo, k: int) -> None:
+        self.stream = stream
+        self.stream.write("WEBVTT\n")
+
+    def add(self, result: FileResult) -> None:
+        for e in result.events or []:
+            text = " ".join(e["label"].replace("-->", "->").splitlines())
+            self.stream.write(f"\n{vtt_time(e['onset'])} --> {vtt_time(e['offset'])}\n[{text}] {e['peak']:.2f}\n")
+        self.stream.flush()
+
     def add_error(self, path: str, message: str) -> None:
         pass  # reported on stderr by the caller
 
@@ -199,5 +293,6 @@ def make_sink(output_format: str, stream: IO[str], run: RunInfo, k: int) -> Sink
     """The sink for ``--format``; tables go to a Rich console on ``stream``."""
     if output_format == "table":
         return TableSink(Console(file=stream, highlight=False), run, k)
-    sinks = {"json": JsonSink, "jsonl": JsonlSink, "csv": CsvSink}
+    sinks = {"json": JsonSink, "jsonl": JsonlSink, "csv": CsvSink, "audacity": AudacitySink, "raven": RavenSink,
+             "webvtt": WebVttSink}
     return sinks[output_format](stream, run, k)

@@ -16,10 +16,9 @@ from .aggregate import pool_windows
 from .backends import Backend
 from .audio import AudioInfo, StreamResampler, downmix, probe, stream_audio
 from .errors import AudioDecodeError
+from .events import EventDecoder, EventOptions, finished_events
 from .windows import Window, WindowEngine
 
-# Windows per model call: `tagger file`, `tagger eval` and training's validation use the same number,
-# so that they score clips identically.
 
 
 @dataclass(frozen=True)
@@ -70,6 +69,7 @@ class FileResult:
     windows: list[WindowResult]
     clip: np.ndarray  # [classes], pooled over the windows
     warnings: list[str]  # signs that the file was cut short (what decoded was tagged)
+    events: list[dict] | None = None  # {label, onset, offset, duration, peak} when events were asked for
 
 
 def run_windows(windows: Iterable[Window], backend: Backend,
@@ -104,34 +104,52 @@ def windows_of_stream(blocks: Iterable[np.ndarray], engine: WindowEngine,
 
 def tag_blocks(blocks: Iterable[np.ndarray], backend: Backend, settings: WindowSettings = WindowSettings(),
                batch_size: int | None = None, pooling: str = "max",
-               on_samples: Callable[[int], None] | None = None) -> tuple[list[WindowResult], np.ndarray | None, int]:
+               on_samples: Callable[[int], None] | None = None, events: EventOptions | None = None,
+               ) -> tuple[list[WindowResult], np.ndarray | None, int, list[dict] | None]:
     """Window mono blocks at the model's rate, run the model, pool the windows: (windows, clip
-    scores or None when there was no audio, samples received)."""
+    scores or None when there was no audio, samples received, events or None).
+
+    With ``events``, the windows also go through the :class:`tagger.events.EventDecoder` exactly as
+    in ``tagger listen``: with the live engine's growing warm-up windows before the first full
+    one (so onsets in the first window are placed to a hop), which are tagged for the events only.
+    """
     window, hop = settings.resolve(backend)
-    engine = WindowEngine(window, hop)
+    engine = WindowEngine(window, hop, warmup=events is not None)
     rate = backend.sample_rate
-    results = [
-        WindowResult(w.start / rate, w.end / rate, probs)
-        for w, probs in run_windows(windows_of_stream(blocks, engine, on_samples), backend, batch_size)
-    ]
+    decoder = EventDecoder(backend.labels, events, hop / rate) if events is not None else None
+    results: list[WindowResult] = []
+    records: list[dict] = []
+    last: WindowResult | None = None
+    for w, probs in run_windows(windows_of_stream(blocks, engine, on_samples), backend, batch_size):
+        last = WindowResult(w.start / rate, w.end / rate, probs)
+        if decoder is not None:
+            records += decoder.update(last.start, last.end, probs)[1]
+        if not w.warmup:
+            results.append(last)
+    if not results and last is not None:  # a short clip that a warm-up window already covered whole
+        results.append(last)
     clip = pool_windows(np.stack([r.probabilities for r in results]), pooling) if results else None
-    return results, clip, engine.received
+    if decoder is None:
+        return results, clip, engine.received, None
+    records += decoder.close(engine.received / rate)
+    return results, clip, engine.received, finished_events(records)
 
 
 def tag_file(path: str, backend: Backend, settings: WindowSettings = WindowSettings(),
              batch_size: int | None = None, pooling: str = "max",
-             on_samples: Callable[[int], None] | None = None, info: AudioInfo | None = None) -> FileResult:
-    """Tag one file: decode it in blocks, window it, run the model, pool the windows. ``info`` is
-    the file's header when the caller has read it already."""
+             on_samples: Callable[[int], None] | None = None, info: AudioInfo | None = None,
+             events: EventOptions | None = None) -> FileResult:
+    """Tag one file: decode it in blocks, window it, run the model, pool the windows (and decode
+    events, see :func:`tag_blocks`). ``info`` is the file's header when the caller has read it."""
     info = info or probe(path)
     settings.resolve(backend)  # a bad window fails before decoding
     warnings: list[str] = []
     blocks = stream_audio(path, target_rate=backend.sample_rate, warnings=warnings)
-    windows, clip, received = tag_blocks(blocks, backend, settings, batch_size, pooling, on_samples)
+    windows, clip, received, found = tag_blocks(blocks, backend, settings, batch_size, pooling, on_samples, events)
     if clip is None:
         raise AudioDecodeError(f"{path}: the file holds no audio samples")
     return FileResult(path=str(path), info=info, duration=received / backend.sample_rate, windows=windows,
-                      clip=clip, warnings=warnings)
+                      clip=clip, warnings=warnings, events=found)
 
 
 def tag_array(audio: np.ndarray, sample_rate: int, backend: Backend, settings: WindowSettings = WindowSettings(),
@@ -149,7 +167,7 @@ def tag_array(audio: np.ndarray, sample_rate: int, backend: Backend, settings: W
         raise ValueError("audio holds NaN or infinite samples")
     resampler = StreamResampler(int(sample_rate), backend.sample_rate)
     mono = downmix(array)
-    windows, clip, _ = tag_blocks([resampler.process(mono), resampler.flush()], backend, settings, batch_size,
-                                  pooling)
+    windows, clip, _, _ = tag_blocks([resampler.process(mono), resampler.flush()], backend, settings, batch_size,
+                                     pooling)
     assert clip is not None  # a non-empty input gives at least one window
     return windows, clip

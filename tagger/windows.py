@@ -21,6 +21,7 @@ class Window:
 
     start: int
     samples: np.ndarray
+    warmup: bool = False  # a growing partial window before the first full one (warmup=True engines)
 
     @property
     def end(self) -> int:
@@ -67,14 +68,14 @@ class WindowEngine:
     def _warmup_windows(self) -> list[Window]:
         windows = []
         while self._next_warmup_end < self.window and self._next_warmup_end <= self.received:
-            windows.append(self._take(0, self._next_warmup_end))
+            windows.append(self._take(0, self._next_warmup_end, warmup=True))
             self._next_warmup_end += self.hop
         return windows
 
-    def _take(self, start: int, length: int) -> Window:
+    def _take(self, start: int, length: int, warmup: bool = False) -> Window:
         offset = start - self._buffer_start
         self._emitted_end = max(self._emitted_end, start + length)
-        return Window(start, self._buffer[offset:offset + length].copy())
+        return Window(start, self._buffer[offset:offset + length].copy(), warmup)
 
     def _drop_consumed(self) -> None:
         """Keep only what a future window (regular, warm-up or the final one) can still need."""

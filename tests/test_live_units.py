@@ -10,9 +10,9 @@ import sounddevice as sd
 
 from conftest import run_tagger, tagger_env
 from tagger.capture import AudioDeviceError, AudioQueue, InputDevice, MicrophoneSource, find_device
-from tagger.events import EventTracker, Smoother, label_thresholds
+from tagger.events import EventDecoder, EventOptions, EventTracker, Smoother, label_thresholds
 from tagger.live import LiveSettings, LiveTagger
-from tagger.listen import parse_label_thresholds, shown_labels
+from tagger.events import parse_label_thresholds, shown_labels
 
 LABELS = ["dog", "cat", "Speech"]
 
@@ -182,8 +182,8 @@ class SlowBackend:
 
 def test_the_last_windows_latency_includes_the_time_spent_tagging_them():
     backend = SlowBackend()
-    tracker = EventTracker(LABELS, label_thresholds(LABELS, 0.5, {}))
-    live = LiveTagger(backend, LiveSettings(window=2000, hop=1000), tracker, input_rate=1000)
+    live = LiveTagger(backend, LiveSettings(window=2000, hop=1000), EventDecoder(LABELS, EventOptions(), 1.0),
+                      input_rate=1000)
     updates = live.push(np.ones((2500, 1), np.float32), arrival=time.monotonic())
     final = live.finish()
     assert [u.end for u in updates] == [1.0, 2.0] and final[-1].end == 2.5
