@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # --install-completion and --show-completion for bash, zsh, fish, PowerShell
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Tag sounds in audio files with PaSST (Patchout faSt Spectrogram Transformer).",

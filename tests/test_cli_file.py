@@ -368,3 +368,25 @@ def test_output_into_a_missing_folder_creates_it_as_export_does(small_model_path
     assert result.returncode == 0, result.stderr
     assert json.loads(out.read_text())["files"][0]["path"] == str(scene_wav)
     assert [p.name for p in out.parent.iterdir()] == ["tags.json"]
+
+
+def test_shell_completion_completes_commands_options_and_values():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tagger = Path(sys.executable).parent / "tagger"  # the console script, as a shell calls it
+
+    def complete(words: str) -> list[str]:
+        env = {**os.environ, "_TAGGER_COMPLETE": "complete_bash", "COMP_WORDS": words,
+               "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}
+        done = subprocess.run([str(tagger)], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert complete("tagger fi") == ["file"]
+    assert complete("tagger file --prec") == ["--precision"]
+    assert complete("tagger file --precision ") == ["fp32", "bf16", "int8", "fast"]
+    script = subprocess.run([str(tagger), "--show-completion", "bash"], capture_output=True, text=True, timeout=60)
+    assert "_TAGGER_COMPLETE" in script.stdout and "complete " in script.stdout
