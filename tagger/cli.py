@@ -187,6 +187,9 @@ def file_command(
     smooth: int = SMOOTH,
     only: Optional[list[str]] = ONLY,
     exclude: Optional[list[str]] = EXCLUDE,
+    plot: Optional[Path] = typer.Option(None, "--plot", metavar="PNG",
+                                        help="Also draw the top labels over time and the events as a PNG (one "
+                                             "file; needs matplotlib: tagger[plot])."),
 ) -> None:
     """Tag audio files (wav, flac, ogg, mp3, ...; any rate, channels and length)."""
     from .events import EventDecoder, EventOptions
@@ -195,7 +198,14 @@ def file_command(
 
     parameters = dict(locals())
     event_options = None
-    if events or output_format.value in EVENT_FORMATS:
+    if plot is not None:
+        from .plot import require_matplotlib
+
+        try:
+            require_matplotlib()
+        except TaggerError as exc:
+            raise fail(str(exc), code=2) from None
+    if events or plot is not None or output_format.value in EVENT_FORMATS:
         if output_format == OutputFormat.csv:
             raise fail("-f csv holds the windows' probabilities; events go to table, json, jsonl, audacity, "
                        "raven or webvtt", code=2)
@@ -211,8 +221,11 @@ def file_command(
     if output_format.value in SINGLE_FILE_FORMATS and len(targets) > 1:
         raise fail(f"-f {output_format.value} describes one audio file and {len(targets)} were given: tag them "
                    "one at a time, or use -f raven (a file column)", code=2)
+    if plot is not None and len(targets) > 1:
+        raise fail(f"--plot draws one audio file and {len(targets)} were given", code=2)
     failures = write_results(targets, backend, settings, output_format.value, output,
-                             top, batch_size, pooling.value, progress and stderr.is_terminal, event_options)
+                             top, batch_size, pooling.value, progress and stderr.is_terminal, event_options,
+                             plot=plot and (plot, threshold))
     if failures:
         raise typer.Exit(1)
 
@@ -283,7 +296,7 @@ class FileReporter:
 
 def write_results(targets: list["Target"], backend: "Backend", settings: "WindowSettings", output_format: str,
                   output: Optional[Path], top: int, batch_size: Optional[int], pooling: str, show_progress: bool,
-                  events: "EventOptions | None" = None) -> int:
+                  events: "EventOptions | None" = None, plot: "tuple[Path, float] | None" = None) -> int:
     """Tag every target into one output document; return how many failed."""
     from .files import tag_files
     from .output import RunInfo, make_sink
@@ -296,6 +309,10 @@ def write_results(targets: list["Target"], backend: "Backend", settings: "Window
     with open_output(output, finished=lambda: reporter is not None and reporter.done > 0) as stream, \
             make_progress(show_progress) as bar:
         sink = make_sink(output_format, stream, run, top)
+        if plot:
+            from .plot import PlotSink
+
+            sink = PlotSink(sink, list(backend.labels), top, plot[1], plot[0])
         reporter = FileReporter(sink, bar, sum(t.seconds for t in targets), show_progress and output is None)
         try:
             return tag_files(targets, backend, settings, batch_size, pooling, reporter, events)

@@ -127,3 +127,35 @@ def test_only_limits_the_events_to_the_labels_named(clip):
     assert events and {e["label"] for e in events} == {"Music"}
     assert all(e["duration"] >= 2 - 1e-6 for e in events)
     assert np.isfinite([e["peak"] for e in events]).all()
+
+
+def test_plot_draws_the_top_labels_and_the_events(clip, tmp_path):
+    from matplotlib.image import imread
+
+    out = tmp_path / "plots" / "clip.png"
+    run = run_tagger("file", clip, "--hop", HOP, "--plot", out, "-k", 3, "-f", "json")
+    assert run.returncode == 0, run.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = imread(out)
+    assert image.shape[0] > 300 and image.shape[1] > 600
+    gray = image[..., :3].mean(axis=2)
+    assert (gray < 0.2).mean() > 0.01  # lines, bars and text drawn in black on white
+    assert "events" in json.loads(run.stdout)["files"][0]  # the plot's events are in the output too
+
+
+@pytest.mark.parametrize("setup, message", [
+    ("two files", "--plot draws one audio file and 2 were given"),
+    ("no matplotlib", "--plot needs matplotlib: pip install 'tagger[plot]'"),
+])
+def test_plot_refuses_what_it_cannot_draw(clip, tmp_path, setup, message):
+    from conftest import run_python
+
+    if setup == "two files":
+        run = run_tagger("file", clip, clip, "--plot", tmp_path / "x.png")
+    else:  # matplotlib hidden, as on a machine without the extra
+        code = ("import sys; sys.modules['matplotlib'] = None; from tagger.cli import main; "
+                f"sys.argv = ['tagger', 'file', {str(clip)!r}, '--plot', {str(tmp_path / 'x.png')!r}]; main()")
+        run = run_python("-c", code)
+    assert run.returncode == 2, run.stdout
+    assert message in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()
