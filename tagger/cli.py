@@ -54,6 +54,9 @@ LABEL_THRESHOLDS = typer.Option(None, "--label-threshold", metavar="LABEL=P", he
 OFFSET_RATIO = typer.Option(0.7, "--offset-ratio",
                             help="An event ends when its probability falls below threshold x this ratio (hysteresis).")
 MIN_DURATION = typer.Option(0.0, "--min-duration", min=0.0, help="Report an event only once it has lasted this many seconds.")
+THRESHOLDS = typer.Option(None, "--thresholds", metavar="FILE",
+                          help="Per-label thresholds (CSV label,threshold or JSON), e.g. from tagger calibrate; "
+                               "--label-threshold overrides them.")
 SMOOTH = typer.Option(1, "--smooth", min=1, help="Average the probabilities of the last N windows (1: off).")
 ONLY = typer.Option(None, "--only", metavar="LABEL",
                     help="Report only this label (repeatable; tagger file: in its events).")
@@ -182,6 +185,7 @@ def file_command(
                                      "(the audacity, raven and webvtt formats always do)."),
     threshold: float = THRESHOLD,
     label_thresholds: Optional[list[str]] = LABEL_THRESHOLDS,
+    thresholds: Optional[Path] = THRESHOLDS,
     offset_ratio: float = OFFSET_RATIO,
     min_duration: float = MIN_DURATION,
     smooth: int = SMOOTH,
@@ -506,6 +510,54 @@ def eval_command(
             write_report(result, output_format.value, stream)
 
 
+@app.command("calibrate")
+def calibrate_command(
+    model: str = typer.Argument(..., help="Model file (.pt, or .onnx from `tagger export`) or a name from `tagger models`.", show_default=False),
+    data: Path = typer.Argument(..., help="CSV manifest or folder of class folders with the true labels.",
+                                show_default=False),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="Write the thresholds CSV here (default: standard output)."),
+    min_precision: float = typer.Option(0.0, "--min-precision", min=0.0, max=1.0,
+                                        help="Only thresholds whose precision on DATA is at least this."),
+    path_column: str = PATH_COLUMN,
+    labels_column: str = LABELS_COLUMN,
+    delimiter: str = DELIMITER,
+    label_separator: str = LABEL_SEPARATOR,
+    window: Optional[float] = WINDOW,
+    hop: Optional[float] = HOP,
+    batch_size: Optional[int] = BATCH_SIZE,
+    pooling: Pooling = POOLING,
+    precision: Precision = PRECISION,
+    device: str = DEVICE,
+    runtime: Runtime = RUNTIME,
+    threads: Optional[int] = THREADS,
+    num_heads: Optional[int] = NUM_HEADS,
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr (only on a terminal)."),
+) -> None:
+    """Fit one threshold per label on labelled audio (the best F1, optionally at a minimum precision)
+    and write them for --thresholds."""
+    from .data import ManifestFormat
+    from .evaluate import labelled_scores
+    from .thresholds import fit_thresholds, write_thresholds
+
+    backend, settings = open_windowed_backend(model, device, precision, runtime, threads, num_heads, progress,
+                                              window, hop)
+    fmt = ManifestFormat(path_column, labels_column, delimiter, label_separator)
+    with make_progress(progress and stderr.is_terminal) as bar:
+        task = bar.add_task("scoring", total=None)
+        scores, truth, skipped = labelled_scores(backend, str(data), fmt, settings, batch_size, pooling.value,
+                                                 on_clip=lambda: bar.advance(task))
+    for bad in skipped:
+        sys.stderr.write(f"warning: {bad.path}: {bad.reason} (left out)\n")
+    fitted = fit_thresholds(backend.labels, scores, truth, min_precision)
+    missing = [f.label for f in fitted if f.threshold is None]
+    if missing:
+        reason = "no positive clip" if min_precision == 0 else f"no positive clip, or no threshold with precision {min_precision:g}"
+        sys.stderr.write(f"note: {len(missing)} label(s) left out ({reason}), e.g. {', '.join(missing[:3])}\n")
+    with open_output(output) as stream:
+        write_thresholds(fitted, stream)
+
+
 @app.command("listen")
 def listen_command(
     model: Optional[str] = typer.Option(
@@ -524,6 +576,7 @@ def listen_command(
     top: int = typer.Option(5, "--top-k", "-k", min=1, help="Labels shown per update."),
     threshold: float = THRESHOLD,
     label_thresholds: Optional[list[str]] = LABEL_THRESHOLDS,
+    thresholds: Optional[Path] = THRESHOLDS,
     offset_ratio: float = OFFSET_RATIO,
     min_duration: float = MIN_DURATION,
     smooth: int = SMOOTH,

@@ -70,11 +70,12 @@ def score_clips(backend: Backend, paths: list[str], settings: WindowSettings, ba
     return matrix, scored, bad
 
 
-def evaluate_dataset(backend: Backend, data: str, fmt: ManifestFormat,
-                     settings: WindowSettings, batch_size: int | None, pooling: str,
-                     on_clip: Callable[[], None] | None = None) -> EvalResult:
-    """Tag every clip of ``data`` (manifest or class folders) and score it against its labels.
-    Clips that cannot be decoded are left out of the numbers and listed in the result."""
+def labelled_scores(backend: Backend, data: str, fmt: ManifestFormat, settings: WindowSettings,
+                    batch_size: int | None, pooling: str, on_clip: Callable[[], None] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, list[BadClip]]:
+    """Clip scores of every clip of ``data`` (manifest or class folders) as ``tagger file`` computes
+    them and the true labels, both ``[clips, classes]``; clips that cannot be decoded are left out
+    and listed."""
     examples = read_examples(data, fmt)
     check_labels(examples, backend.labels, data)
     scores, scored, skipped = score_clips(backend, [e.path for e in examples], settings, batch_size,
@@ -82,9 +83,16 @@ def evaluate_dataset(backend: Backend, data: str, fmt: ManifestFormat,
     if not scored:
         raise TaggerError(f"{data}: none of the {len(examples)} clips could be decoded "
                           f"(e.g. {skipped[0].path}: {skipped[0].reason})")
-    targets = target_matrix([examples[i] for i in scored], backend.labels)
+    return scores, target_matrix([examples[i] for i in scored], backend.labels), skipped
+
+
+def evaluate_dataset(backend: Backend, data: str, fmt: ManifestFormat,
+                     settings: WindowSettings, batch_size: int | None, pooling: str,
+                     on_clip: Callable[[], None] | None = None) -> EvalResult:
+    """Tag every clip of ``data`` and score it against its labels (see :func:`labelled_scores`)."""
+    scores, targets, skipped = labelled_scores(backend, data, fmt, settings, batch_size, pooling, on_clip)
     metrics = evaluate_scores(targets, scores, single_label=not backend.multi_label)
-    return EvalResult(backend.name, list(backend.labels), len(scored), backend.multi_label, metrics, skipped)
+    return EvalResult(backend.name, list(backend.labels), len(scores), backend.multi_label, metrics, skipped)
 
 
 def print_report(result: EvalResult, console: Console, top: int | None) -> None:

@@ -191,6 +191,27 @@ class EventOptions:
     smooth: int = 1
     only: Sequence[str] = ()
     exclude: Sequence[str] = ()
+    thresholds: str | None = None  # a thresholds file (tagger.thresholds)
+
+    def per_label(self, labels: Sequence[str]) -> np.ndarray:
+        """One threshold per class: ``--label-threshold``, else the thresholds file, else
+        ``--threshold``; ValueError for a label the model does not know or a bad value."""
+        from .errors import TaggerError
+        from .thresholds import read_thresholds
+
+        overrides: dict[str, float] = {}
+        if self.thresholds:
+            try:
+                from_file = read_thresholds(self.thresholds)
+            except TaggerError as exc:
+                raise ValueError(str(exc)) from None
+            for name, value in from_file.items():
+                try:
+                    overrides[labels[find_label(labels, name)]] = value
+                except ValueError as exc:
+                    raise ValueError(f"{self.thresholds}: {exc}") from None
+        overrides.update(parse_label_thresholds(labels, self.label_thresholds))
+        return label_thresholds(labels, self.threshold, overrides)
 
 
 class EventDecoder:
@@ -201,8 +222,7 @@ class EventDecoder:
     def __init__(self, labels: Sequence[str], options: EventOptions, hop_seconds: float) -> None:
         self.shown = shown_labels(labels, options.only, options.exclude)
         self.labels = [labels[i] for i in self.shown]
-        thresholds = label_thresholds(labels, options.threshold,
-                                      parse_label_thresholds(labels, options.label_thresholds))[self.shown]
+        thresholds = options.per_label(labels)[self.shown]
         self.tracker = EventTracker(self.labels, thresholds, options.offset_ratio, options.min_duration)
         self.smoother = Smoother(options.smooth)
         self.hop = hop_seconds

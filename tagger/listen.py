@@ -60,9 +60,11 @@ class ListenOptions:
     output: Path | None = None
     duration: float | None = None
 
+    thresholds: str | None = None
+
     def event_options(self) -> EventOptions:
         return EventOptions(self.threshold, tuple(self.label_thresholds), self.offset_ratio, self.min_duration,
-                            self.smooth, tuple(self.only), tuple(self.exclude))
+                            self.smooth, tuple(self.only), tuple(self.exclude), self.thresholds)
 
 
 @dataclass
