@@ -62,6 +62,9 @@ ONLY = typer.Option(None, "--only", metavar="LABEL",
                     help="Report only this label (repeatable; tagger file: in its events).")
 EXCLUDE = typer.Option(None, "--exclude", metavar="LABEL",
                        help="Never report this label (repeatable; tagger file: in its events).")
+ROLLUP = typer.Option(False, "--rollup",
+                      help="Add the AudioSet ontology's parent classes of the model's labels (score: the highest "
+                           "label under each), e.g. Animal, Domestic animals, pets.")
 VERBOSE = typer.Option(False, "--verbose", "-v",
                        help="Say on stderr which runtime, precision and device run the model, and why.")
 COMPUTE_DEVICE_HELP = DEVICE_HELP + "."
@@ -191,6 +194,7 @@ def file_command(
     smooth: int = SMOOTH,
     only: Optional[list[str]] = ONLY,
     exclude: Optional[list[str]] = EXCLUDE,
+    rollup: bool = ROLLUP,
     plot: Optional[Path] = typer.Option(None, "--plot", metavar="PNG",
                                         help="Also draw the top labels over time and the events as a PNG (one "
                                              "file; needs matplotlib: tagger[plot])."),
@@ -216,6 +220,10 @@ def file_command(
         event_options = options_from(EventOptions, parameters)
     backend, settings = open_windowed_backend(model, device, precision, runtime, threads, num_heads, progress,
                                               window, hop, verbose)
+    if rollup:
+        from .ontology import RollupBackend
+
+        backend = RollupBackend(backend)
     if event_options is not None:
         try:
             EventDecoder(backend.labels, event_options, 1.0)  # labels and thresholds checked before any work
@@ -591,6 +599,7 @@ def listen_command(
     num_heads: Optional[int] = NUM_HEADS,
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the model download's progress bar on stderr."),
     verbose: bool = VERBOSE,
+    rollup: bool = ROLLUP,
 ) -> None:
     """Tag live audio from a microphone (or --input FILE) in a terminal UI or as JSON lines."""
     parameters = dict(locals())
@@ -604,6 +613,10 @@ def listen_command(
         output_format == ListenFormat.auto and sys.stdout.isatty()))
     try:
         backend = open_backend(model, compute_device, precision, runtime, threads, num_heads, progress, verbose)
+        if rollup:
+            from .ontology import RollupBackend
+
+            backend = RollupBackend(backend)
         plan = prepare(backend, options)
     except ValueError as exc:
         raise fail(str(exc), code=2) from None

@@ -51,14 +51,28 @@ def find_label(labels: Sequence[str], name: str) -> int:
     raise ValueError(f"unknown label '{name}'{hint}")
 
 
+def label_indices(labels: Sequence[str], name: str) -> list[int]:
+    """A label by name (case ignored); for an AudioSet ontology class that is not one of the labels
+    (``Animal``), every label under it; ValueError with suggestions otherwise."""
+    try:
+        return [find_label(labels, name)]
+    except ValueError:
+        from .ontology import labels_under
+
+        under = labels_under(labels, name)
+        if under:
+            return under
+        raise
+
+
 def shown_labels(labels: Sequence[str], only: Sequence[str], exclude: Sequence[str]) -> np.ndarray:
     """Indices of the classes to show and report, in model order: all, or only ``only``, minus
-    ``exclude``."""
+    ``exclude`` (each a label, or an ontology class standing for the labels under it)."""
     mask = np.zeros(len(labels), bool) if only else np.ones(len(labels), bool)
     for name in only:
-        mask[find_label(labels, name)] = True
+        mask[label_indices(labels, name)] = True
     for name in exclude:
-        mask[find_label(labels, name)] = False
+        mask[label_indices(labels, name)] = False
     if not mask.any():
         raise ValueError("--only/--exclude leave no label to report")
     return np.flatnonzero(mask)
