@@ -36,6 +36,7 @@ class Backend(Protocol):
     runtime: str  # "torch" or "onnx", as --backend names them
     device: str  # "cpu" or "cuda", where it runs
     choice: str  # why this precision, when --precision fast chose it ("" otherwise), for --verbose
+    thresholds: dict[str, float]  # the model's own per-label event thresholds (tagger calibrate); may be empty
     batch_size: int  # windows per call when the caller does not choose (see CPU_BATCH_SIZE)
 
     def predict(self, waveforms: np.ndarray) -> np.ndarray: ...
@@ -54,6 +55,16 @@ def parse_device(device: str) -> tuple[str, int | None]:
 def batch_size_for(device: str) -> int:
     """The default windows per call on ``cpu`` or ``cuda``."""
     return GPU_BATCH_SIZE if device == "cuda" else CPU_BATCH_SIZE
+
+
+def model_thresholds(metadata: object) -> dict[str, float]:
+    """The per-label event thresholds a model file carries (``metadata["thresholds"]``, written by
+    ``tagger calibrate``'s numbers into the file); only well-formed entries, else {}."""
+    values = metadata.get("thresholds") if isinstance(metadata, dict) else None
+    if not isinstance(values, dict):
+        return {}
+    return {str(label): float(p) for label, p in values.items()
+            if isinstance(p, (int, float)) and not isinstance(p, bool) and 0.0 < p <= 1.0}
 
 
 def fit_input(waveforms: np.ndarray, min_samples: int, max_samples: int) -> np.ndarray:

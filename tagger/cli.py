@@ -49,7 +49,9 @@ PRECISION = typer.Option(Precision.fp32, "--precision",
                          help="fp32 (the reference numbers), bf16 (PyTorch), int8 (a cached int8 ONNX Runtime graph) "
                               "or fast (the faster of bf16 and int8 on this hardware, within 5e-3 of fp32).")
 # Events (tagger listen, tagger file --events and the event formats).
-THRESHOLD = typer.Option(0.5, "--threshold", help="Probability at which a sound event starts.")
+THRESHOLD = typer.Option(None, "--threshold", show_default=False,
+                         help="Probability at which a sound event starts, for every label (default: the model's own "
+                              "thresholds where it carries them, else 0.5).")
 LABEL_THRESHOLDS = typer.Option(None, "--label-threshold", metavar="LABEL=P", help="Threshold for one label (repeatable).")
 OFFSET_RATIO = typer.Option(0.7, "--offset-ratio",
                             help="An event ends when its probability falls below threshold x this ratio (hysteresis).")
@@ -186,7 +188,7 @@ def file_command(
     events: bool = typer.Option(False, "--events",
                                 help="Also report sound events (onset, offset, peak), decoded as tagger listen does "
                                      "(the audacity, raven and webvtt formats always do)."),
-    threshold: float = THRESHOLD,
+    threshold: Optional[float] = THRESHOLD,
     label_thresholds: Optional[list[str]] = LABEL_THRESHOLDS,
     thresholds: Optional[Path] = THRESHOLDS,
     offset_ratio: float = OFFSET_RATIO,
@@ -226,7 +228,7 @@ def file_command(
         backend = RollupBackend(backend)
     if event_options is not None:
         try:
-            EventDecoder(backend.labels, event_options, 1.0)  # labels and thresholds checked before any work
+            EventDecoder(backend.labels, event_options, 1.0, backend.thresholds)  # checked before any work
         except ValueError as exc:
             raise fail(str(exc), code=2) from None
     targets = probe_targets(paths)
@@ -582,7 +584,7 @@ def listen_command(
     window: Optional[float] = WINDOW,
     hop: float = typer.Option(1.0, "--hop", help="Seconds between updates (windows start every hop)."),
     top: int = typer.Option(5, "--top-k", "-k", min=1, help="Labels shown per update."),
-    threshold: float = THRESHOLD,
+    threshold: Optional[float] = THRESHOLD,
     label_thresholds: Optional[list[str]] = LABEL_THRESHOLDS,
     thresholds: Optional[Path] = THRESHOLDS,
     offset_ratio: float = OFFSET_RATIO,

@@ -23,6 +23,9 @@ from typing import Any
 import numpy as np
 
 
+DEFAULT_THRESHOLD = 0.5
+
+
 class Smoother:
     """Mean of the last ``windows`` probability vectors (1: no smoothing)."""
 
@@ -198,7 +201,7 @@ class EventTracker:
 class EventOptions:
     """The event options that ``tagger listen`` and ``tagger file --events`` share."""
 
-    threshold: float = 0.5
+    threshold: float | None = None  # None: the model's own thresholds, else DEFAULT_THRESHOLD
     label_thresholds: Sequence[str] = ()  # "LABEL=P"
     offset_ratio: float = 0.7
     min_duration: float = 0.0
@@ -207,13 +210,16 @@ class EventOptions:
     exclude: Sequence[str] = ()
     thresholds: str | None = None  # a thresholds file (tagger.thresholds)
 
-    def per_label(self, labels: Sequence[str]) -> np.ndarray:
+    def per_label(self, labels: Sequence[str], model: Mapping[str, float] | None = None) -> np.ndarray:
         """One threshold per class: ``--label-threshold``, else the thresholds file, else
-        ``--threshold``; ValueError for a label the model does not know or a bad value."""
+        ``--threshold``, else the model's own (``model``), else DEFAULT_THRESHOLD; ValueError for
+        a label the model does not know or a bad value."""
         from .errors import TaggerError
         from .thresholds import read_thresholds
 
         overrides: dict[str, float] = {}
+        if self.threshold is None:
+            overrides.update({label: p for label, p in (model or {}).items() if label in labels})
         if self.thresholds:
             try:
                 from_file = read_thresholds(self.thresholds)
@@ -225,7 +231,8 @@ class EventOptions:
                 except ValueError as exc:
                     raise ValueError(f"{self.thresholds}: {exc}") from None
         overrides.update(parse_label_thresholds(labels, self.label_thresholds))
-        return label_thresholds(labels, self.threshold, overrides)
+        default = DEFAULT_THRESHOLD if self.threshold is None else self.threshold
+        return label_thresholds(labels, default, overrides)
 
 
 class EventDecoder:
@@ -233,10 +240,11 @@ class EventDecoder:
     the reported labels only (``--only``/``--exclude``), smoothing over the last windows, then the
     :class:`EventTracker`. A window brings the new audio of its last hop (all of it for the first)."""
 
-    def __init__(self, labels: Sequence[str], options: EventOptions, hop_seconds: float) -> None:
+    def __init__(self, labels: Sequence[str], options: EventOptions, hop_seconds: float,
+                 model_thresholds: Mapping[str, float] | None = None) -> None:
         self.shown = shown_labels(labels, options.only, options.exclude)
         self.labels = [labels[i] for i in self.shown]
-        thresholds = options.per_label(labels)[self.shown]
+        thresholds = options.per_label(labels, model_thresholds)[self.shown]
         self.tracker = EventTracker(self.labels, thresholds, options.offset_ratio, options.min_duration)
         self.smoother = Smoother(options.smooth)
         self.hop = hop_seconds

@@ -48,7 +48,7 @@ class ListenOptions:
     window: float | None = None
     hop: float = 1.0
     top: int = 5
-    threshold: float = 0.5
+    threshold: float | None = None
     label_thresholds: Sequence[str] = ()  # "LABEL=P"
     offset_ratio: float = 0.7
     min_duration: float = 0.0
@@ -85,7 +85,8 @@ def prepare(backend: Backend, options: ListenOptions) -> Plan:
     window, hop = WindowSettings(options.window, options.hop).resolve(backend)
     if hop > window:
         raise ValueError("--hop cannot be longer than the window")
-    return Plan(window, hop, EventDecoder(backend.labels, options.event_options(), hop / backend.sample_rate))
+    return Plan(window, hop, EventDecoder(backend.labels, options.event_options(), hop / backend.sample_rate,
+                                          backend.thresholds))
 
 
 @dataclass

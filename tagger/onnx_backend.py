@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import batch_size_for, fit_input, parse_device
+from .backends import batch_size_for, fit_input, model_thresholds, parse_device
 from .errors import ModelLoadError
 from .memory import map_large_allocations_separately
 
@@ -102,6 +102,7 @@ class OnnxBackend:
             # An int8 graph's measured difference from fp32 (tagger_export.quantize); None if unknown.
             error = json.loads(meta.get("int8_max_diff", "null"))
             self.int8_max_diff = None if error is None else float(error)
+            self.thresholds = model_thresholds(json.loads(meta.get("training_metadata", "{}")))
         except (ValueError, TypeError) as exc:
             raise ModelLoadError(f"{path}: damaged tagger ONNX model ({exc})") from None
         self.name = meta.get("model_name", path.name)

@@ -34,7 +34,7 @@ def require_matplotlib() -> None:
 class PlotSink:
     """A sink that passes every result on and plots it (``tagger file --plot`` takes one file)."""
 
-    def __init__(self, sink: Sink, labels: list[str], k: int, threshold: float, output: Path) -> None:
+    def __init__(self, sink: Sink, labels: list[str], k: int, threshold: float | None, output: Path) -> None:
         self.sink, self.labels, self.k, self.threshold, self.output = sink, labels, k, threshold, output
 
     def add(self, result: FileResult) -> None:
@@ -48,8 +48,9 @@ class PlotSink:
         self.sink.close()
 
 
-def plot_file(result: FileResult, labels: list[str], k: int, threshold: float, output: Path) -> None:
-    """Write a PNG of the ``k`` labels with the highest clip scores (at most :data:`MAX_LABELS`)."""
+def plot_file(result: FileResult, labels: list[str], k: int, threshold: float | None, output: Path) -> None:
+    """Write a PNG of the ``k`` labels with the highest clip scores (at most :data:`MAX_LABELS`);
+    ``threshold``: the one --threshold given for every label (drawn as a line), or None."""
     require_matplotlib()
     import matplotlib.pyplot as plt
     chosen = list(top_k(result.clip, min(k, MAX_LABELS)))
@@ -67,7 +68,8 @@ def plot_file(result: FileResult, labels: list[str], k: int, threshold: float, o
             x, y = (starts + ends) / 2, scores[:, i]
         curves.plot(x, y, color="black", linestyle=line, marker=marker, markersize=4, linewidth=1.2,
                     label=f"{labels[i]} ({result.clip[i]:.2f})")
-    curves.axhline(threshold, color="0.6", linewidth=0.8)
+    if threshold is not None:
+        curves.axhline(threshold, color="0.6", linewidth=0.8)
     curves.set_ylim(0, 1.02)
     curves.set_ylabel("probability")
     curves.set_title(f"{Path(result.path).name}: top labels per window (x: window centre)", fontsize=10)
@@ -82,8 +84,7 @@ def plot_file(result: FileResult, labels: list[str], k: int, threshold: float, o
     bars.set_ylim(len(rows) - 0.5, -0.5)
     bars.set_xlim(0, max(result.duration, float(ends.max())))
     bars.set_xlabel("seconds")
-    bars.set_title(f"events (threshold {threshold:g})" if events or result.events is not None else "",
-                   fontsize=9, loc="left")
+    bars.set_title("events" if threshold is None else f"events (threshold {threshold:g})", fontsize=9, loc="left")
     figure.tight_layout()
     output.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -116,7 +116,7 @@ def tag_blocks(blocks: Iterable[np.ndarray], backend: Backend, settings: WindowS
     window, hop = settings.resolve(backend)
     engine = WindowEngine(window, hop, warmup=events is not None)
     rate = backend.sample_rate
-    decoder = EventDecoder(backend.labels, events, hop / rate) if events is not None else None
+    decoder = EventDecoder(backend.labels, events, hop / rate, backend.thresholds) if events is not None else None
     results: list[WindowResult] = []
     records: list[dict] = []
     last: WindowResult | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .backends import batch_size_for, fit_input, parse_device
+from .backends import batch_size_for, fit_input, model_thresholds, parse_device
 from .memory import map_large_allocations_separately
 from .model import AudioTagger
 from .options import Precision
@@ -40,6 +40,7 @@ class TorchBackend:
         self.precision = precision
         self.runtime = "torch"
         self.choice = ""
+        self.thresholds = model_thresholds(model.metadata)
         self.name = model.name
         self.labels = model.labels
         self.multi_label = model.multi_label

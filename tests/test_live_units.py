@@ -173,6 +173,7 @@ class SlowBackend:
     context_seconds = 4.0
     name = "slow"
     batch_size = 8
+    thresholds: dict = {}
     seconds_per_call = 0.05
 
     def predict(self, waveforms: np.ndarray) -> np.ndarray:

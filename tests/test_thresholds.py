@@ -104,3 +104,27 @@ def test_a_thresholds_file_with_an_unknown_label_is_a_usage_error(tmp_path):
     run = run_tagger("file", example_clip(), "--events", "--thresholds", bad)
     assert run.returncode == 2
     assert "unknown label 'Doggo' (did you mean 'Dog'" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_a_model_file_carries_its_own_thresholds(small_model, scene_wav, tmp_path):
+    from tagger.checkpoint import save_model
+
+    thresholds = {"low tone": 0.2, "noise": 0.9, "chirp": 0.35}
+    plain, carrying = tmp_path / "plain.pt", tmp_path / "carrying.pt"
+    save_model(small_model, plain)
+    save_model(small_model, carrying, metadata={"thresholds": thresholds})
+    as_file = tmp_path / "thresholds.json"
+    as_file.write_text(json.dumps(thresholds))
+    common = ("--events", "--hop", "0.5", "--window", "2", "-f", "json")
+
+    def events(*args) -> list:
+        run = run_tagger("file", scene_wav, *common, *args)
+        assert run.returncode == 0, run.stderr
+        return json.loads(run.stdout)["files"][0]["events"]
+
+    own = events("-m", carrying)  # the cached ONNX graph carries the model file's metadata
+    assert own == events("-m", plain, "--thresholds", as_file)
+    assert own == events("-m", carrying, "--backend", "torch")
+    assert own != events("-m", plain)  # 0.5 everywhere differs on this scene
+    # A --threshold given for every label replaces the model's own.
+    assert events("-m", carrying, "--threshold", "0.5") == events("-m", plain)
