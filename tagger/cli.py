@@ -220,6 +220,15 @@ def file_command(
             raise fail("-f csv holds the windows' probabilities; events go to table, json, jsonl, audacity, "
                        "raven or webvtt", code=2)
         event_options = options_from(EventOptions, parameters)
+    targets = probe_targets(paths)
+    folder = None
+    if output_format.value in SINGLE_FILE_FORMATS and len(targets) > 1:
+        if output is None or (output.exists() and not output.is_dir()):
+            raise fail(f"-f {output_format.value} describes one audio file and {len(targets)} were given: name a "
+                       "folder with -o for one file each, or use -f raven (a file column)", code=2)
+        folder = output
+    if plot is not None and len(targets) > 1:
+        raise fail(f"--plot draws one audio file and {len(targets)} were given", code=2)
     backend, settings = open_windowed_backend(model, device, precision, runtime, threads, num_heads, progress,
                                               window, hop, verbose)
     if rollup:
@@ -231,15 +240,9 @@ def file_command(
             EventDecoder(backend.labels, event_options, 1.0, backend.thresholds)  # checked before any work
         except ValueError as exc:
             raise fail(str(exc), code=2) from None
-    targets = probe_targets(paths)
-    if output_format.value in SINGLE_FILE_FORMATS and len(targets) > 1:
-        raise fail(f"-f {output_format.value} describes one audio file and {len(targets)} were given: tag them "
-                   "one at a time, or use -f raven (a file column)", code=2)
-    if plot is not None and len(targets) > 1:
-        raise fail(f"--plot draws one audio file and {len(targets)} were given", code=2)
     failures = write_results(targets, backend, settings, output_format.value, output,
                              top, batch_size, pooling.value, progress and stderr.is_terminal, event_options,
-                             plot=plot and (plot, threshold))
+                             plot=plot and (plot, threshold), folder=folder)
     if failures:
         raise typer.Exit(1)
 
@@ -310,16 +313,27 @@ class FileReporter:
 
 def write_results(targets: list["Target"], backend: "Backend", settings: "WindowSettings", output_format: str,
                   output: Optional[Path], top: int, batch_size: Optional[int], pooling: str, show_progress: bool,
-                  events: "EventOptions | None" = None, plot: "tuple[Path, float] | None" = None) -> int:
-    """Tag every target into one output document; return how many failed."""
+                  events: "EventOptions | None" = None, plot: "tuple[Path, float] | None" = None,
+                  folder: Optional[Path] = None) -> int:
+    """Tag every target into one output document (or, with ``folder``, one file per target);
+    return how many failed."""
     from .files import tag_files
-    from .output import RunInfo, make_sink
+    from .output import FolderSink, RunInfo, make_sink
 
     window, hop = settings.resolve(backend)
     rate = backend.sample_rate
     run = RunInfo(model=backend.name, labels=backend.labels, sample_rate=rate, window=window / rate,
                   hop=hop / rate, pooling=pooling)
     reporter: FileReporter | None = None
+    if folder is not None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TaggerError(f"{folder}: cannot create the folder ({exc.strerror or exc})") from None
+        with make_progress(show_progress) as bar:
+            reporter = FileReporter(FolderSink(folder, output_format, run, top), bar,
+                                    sum(t.seconds for t in targets), False)
+            return tag_files(targets, backend, settings, batch_size, pooling, reporter, events)
     with open_output(output, finished=lambda: reporter is not None and reporter.done > 0) as stream, \
             make_progress(show_progress) as bar:
         sink = make_sink(output_format, stream, run, top)

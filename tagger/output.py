@@ -7,6 +7,7 @@ import csv
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any, Protocol
 
 import numpy as np
@@ -281,6 +282,43 @@ class WebVttSink:
             text = " ".join(e["label"].replace("-->", "->").splitlines())
             self.stream.write(f"\n{vtt_time(e['onset'])} --> {vtt_time(e['offset'])}\n[{text}] {e['peak']:.2f}\n")
         self.stream.flush()
+
+    def add_error(self, path: str, message: str) -> None:
+        pass  # reported on stderr by the caller
+
+    def close(self) -> None:
+        pass
+
+
+SUFFIXES = {"audacity": ".txt", "webvtt": ".vtt"}
+
+
+class FolderSink:
+    """One file per audio file in ``folder``, for the formats that describe one audio file
+    (audacity, webvtt): ``<stem>.txt`` / ``<stem>.vtt``, ``<stem>-2...`` when two inputs share a
+    stem; each written atomically as its audio file finishes."""
+
+    def __init__(self, folder: Path, output_format: str, run: RunInfo, k: int) -> None:
+        self.folder, self.output_format, self.run, self.k = folder, output_format, run, k
+        self.used: set[str] = set()
+
+    def add(self, result: FileResult) -> None:
+        from .atomic import atomic_write
+        from .errors import TaggerError
+
+        stem = name = Path(result.path).stem
+        number = 2
+        while name in self.used:
+            name, number = f"{stem}-{number}", number + 1
+        self.used.add(name)
+        target = self.folder / f"{name}{SUFFIXES[self.output_format]}"
+        try:
+            with atomic_write(target, "w", newline="") as stream:
+                sink = make_sink(self.output_format, stream, self.run, self.k)
+                sink.add(result)
+                sink.close()
+        except OSError as exc:
+            raise TaggerError(f"{target}: cannot write ({exc.strerror or exc})") from None
 
     def add_error(self, path: str, message: str) -> None:
         pass  # reported on stderr by the caller

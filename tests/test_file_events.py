@@ -116,7 +116,8 @@ def test_bad_event_options_are_one_line_usage_errors(clip, args, message):
     args = [str(clip) if a == "SECOND" else a for a in args]
     run = run_tagger("file", clip, *args)
     assert run.returncode == 2, run.stdout
-    assert message in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    lines = [line for line in run.stderr.splitlines() if not line.startswith("preparing the ")]  # first-use notice
+    assert len(lines) == 1 and message in lines[0]
 
 
 def test_only_limits_the_events_to_the_labels_named(clip):
@@ -157,5 +158,22 @@ def test_plot_refuses_what_it_cannot_draw(clip, tmp_path, setup, message):
                 f"sys.argv = ['tagger', 'file', {str(clip)!r}, '--plot', {str(tmp_path / 'x.png')!r}]; main()")
         run = run_python("-c", code)
     assert run.returncode == 2, run.stdout
-    assert message in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    lines = [line for line in run.stderr.splitlines() if not line.startswith("preparing the ")]  # first-use notice
+    assert len(lines) == 1 and message in lines[0]
     assert not (tmp_path / "x.png").exists()
+
+
+def test_audacity_and_webvtt_write_one_file_per_input_into_a_folder(clip, file_events, tmp_path):
+    twin = tmp_path / "other" / clip.name  # the same stem in another folder
+    twin.parent.mkdir()
+    twin.write_bytes(clip.read_bytes())
+    for fmt, suffix in (("audacity", ".txt"), ("webvtt", ".vtt")):
+        folder = tmp_path / fmt
+        run = run_tagger("file", clip, twin, "-f", fmt, "--hop", HOP, "-o", folder)
+        assert run.returncode == 0, run.stderr
+        written = sorted(p.name for p in folder.iterdir())
+        assert written == sorted([f"clip{suffix}", f"clip-2{suffix}"])
+        single = run_tagger("file", clip, "-f", fmt, "--hop", HOP)
+        assert (folder / f"clip{suffix}").read_text() == (folder / f"clip-2{suffix}").read_text() == single.stdout
+    without = run_tagger("file", clip, twin, "-f", "webvtt")
+    assert without.returncode == 2 and "name a folder with -o" in without.stderr
