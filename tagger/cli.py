@@ -625,8 +625,11 @@ def listen_command(
         raise fail("--input and --device exclude each other", code=2)
     from .listen import ListenOptions, prepare, run_listen
 
-    options = options_from(ListenOptions, parameters, interactive=output_format == ListenFormat.tui or (
-        output_format == ListenFormat.auto and sys.stdout.isatty()))
+    from .events import EventOptions
+
+    options = options_from(ListenOptions, parameters, events=options_from(EventOptions, parameters),
+                           interactive=output_format == ListenFormat.tui or (
+                               output_format == ListenFormat.auto and sys.stdout.isatty()))
     try:
         backend = open_backend(model, compute_device, precision, runtime, threads, num_heads, progress, verbose)
         if rollup:

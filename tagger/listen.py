@@ -48,23 +48,11 @@ class ListenOptions:
     window: float | None = None
     hop: float = 1.0
     top: int = 5
-    threshold: float | None = None
-    label_thresholds: Sequence[str] = ()  # "LABEL=P"
-    offset_ratio: float = 0.7
-    min_duration: float = 0.0
-    smooth: int = 1
-    only: Sequence[str] = ()
-    exclude: Sequence[str] = ()
+    events: EventOptions = EventOptions()  # thresholds, smoothing, the labels reported
     min_level: float | None = None
     interactive: bool = False  # the Rich UI (else JSON lines)
     output: Path | None = None
     duration: float | None = None
-
-    thresholds: str | None = None
-
-    def event_options(self) -> EventOptions:
-        return EventOptions(self.threshold, tuple(self.label_thresholds), self.offset_ratio, self.min_duration,
-                            self.smooth, tuple(self.only), tuple(self.exclude), self.thresholds)
 
 
 @dataclass
@@ -85,7 +73,7 @@ def prepare(backend: Backend, options: ListenOptions) -> Plan:
     window, hop = WindowSettings(options.window, options.hop).resolve(backend)
     if hop > window:
         raise ValueError("--hop cannot be longer than the window")
-    return Plan(window, hop, EventDecoder(backend.labels, options.event_options(), hop / backend.sample_rate,
+    return Plan(window, hop, EventDecoder(backend.labels, options.events, hop / backend.sample_rate,
                                           backend.thresholds))
 
 
