@@ -12,7 +12,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -396,6 +396,23 @@ def stream_audio(
     if (cut := truncation(audio)) is not None:
         warnings.append(cut)
     return _resampled_blocks(audio, path, target_rate, block_seconds, warnings)
+
+
+@dataclass
+class OpenedAudio:
+    """A file ready for the model: its header, its mono blocks at the model's rate (decoded as
+    they are read, or already whole) and the signs that it was cut short (filled while decoding)."""
+
+    info: AudioInfo
+    blocks: Iterable[np.ndarray]
+    warnings: list[str]
+
+
+def open_audio(path: PathLike, target_rate: int = MODEL_SAMPLE_RATE, info: AudioInfo | None = None) -> OpenedAudio:
+    """Open a file for streaming (``info``: its header when the caller has read it)."""
+    info = info or probe(path)
+    warnings: list[str] = []
+    return OpenedAudio(info, stream_audio(path, target_rate, warnings=warnings), warnings)
 
 
 def load_audio(path: PathLike, target_rate: int = MODEL_SAMPLE_RATE) -> np.ndarray:

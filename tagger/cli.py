@@ -25,9 +25,9 @@ from .options import (MAX_OPSET, MIN_OPSET, TableFormat, ExportFrontend, ListenF
 
 if TYPE_CHECKING:
     from .backends import Backend
-    from .events import EventOptions
+    from .bulk import BulkOptions
     from .files import Target
-    from .output import Sink
+    from .output import RunInfo, Sink
     from .tagging import FileResult, WindowSettings
 
 
@@ -78,7 +78,8 @@ RUNTIME = typer.Option(Runtime.auto, "--backend",
                             "made on first use; else PyTorch), torch or onnx.")
 NUM_HEADS = typer.Option(None, "--num-heads", min=1,
                          help="Attention heads of an official checkpoint (default: embed_dim / 64; tagger model files know theirs).")
-PATH_COLUMN = typer.Option("path", "--path-column", help="Manifest column with the audio paths (relative to the manifest).")
+PATH_COLUMN = typer.Option("path", "--path-column",
+                           help="Column with the audio paths in a CSV manifest or list (relative to its folder).")
 LABELS_COLUMN = typer.Option("labels", "--labels-column", help="Manifest column with the labels.")
 DELIMITER = typer.Option(",", "--delimiter", help="Field separator of the manifest.")
 LABEL_SEPARATOR = typer.Option(",", "--label-separator", help="Separator between the labels of one clip.")
@@ -163,8 +164,8 @@ def make_progress(enabled: bool) -> Progress:
 
 @app.command("file")
 def file_command(
-    paths: list[Path] = typer.Argument(..., help="Audio files or directories (searched recursively).",
-                                       show_default=False, metavar="PATH"),
+    paths: Optional[list[Path]] = typer.Argument(None, help="Audio files or directories (searched recursively).",
+                                                 show_default=False, metavar="PATH"),
     model: Optional[str] = typer.Option(
         None, "--model", "-m",
         help="Model file (.pt, or .onnx from `tagger export`: run with ONNX Runtime) or a name from `tagger models` (default: the embedded offline-50)."),
@@ -200,6 +201,26 @@ def file_command(
     plot: Optional[Path] = typer.Option(None, "--plot", metavar="PNG",
                                         help="Also draw the top labels over time and the events as a PNG (one "
                                              "file; needs matplotlib: tagger[plot])."),
+    from_list: Optional[Path] = typer.Option(
+        None, "--from-list", metavar="FILE",
+        help="Also tag the files a list names: one path per line, or a .csv file's --path-column; relative paths "
+             "from the list's folder; - reads stdin."),
+    path_column: str = PATH_COLUMN,
+    delimiter: str = DELIMITER,
+    resume: bool = typer.Option(False, "--resume",
+                                help="Add to the -o output (jsonl or parquet) as each file finishes, skipping the "
+                                     "inputs it already holds: run the same command again after an interruption."),
+    shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N",
+                                        help="Tag only share K of N (1 <= K <= N) of the inputs, chosen by a hash of "
+                                             "each path (job arrays)."),
+    jobs: int = typer.Option(0, "--jobs", "-j", min=0,
+                             help="Processes that decode and resample the next files while the model runs "
+                                  "(0: decode in the tagging process)."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS",
+                                      help="Tag on Ray Data: local (start Ray here), auto (the cluster this machine "
+                                           "joined) or ray://HOST:PORT; needs tagger[ray]."),
+    ray_actors: int = typer.Option(1, "--ray-actors", min=1,
+                                   help="Model replicas on Ray (one GPU each when the cluster has enough)."),
 ) -> None:
     """Tag audio files (wav, flac, ogg, mp3, ...; any rate, channels and length)."""
     from .events import EventDecoder, EventOptions
@@ -217,10 +238,11 @@ def file_command(
             raise fail(str(exc), code=2) from None
     if events or plot is not None or output_format.value in EVENT_FORMATS:
         if output_format == OutputFormat.csv:
-            raise fail("-f csv holds the windows' probabilities; events go to table, json, jsonl, audacity, "
-                       "raven or webvtt", code=2)
+            raise fail("-f csv holds the windows' probabilities; events go to table, json, jsonl, parquet, "
+                       "audacity, raven or webvtt", code=2)
         event_options = options_from(EventOptions, parameters)
-    targets = probe_targets(paths)
+    bulk = check_bulk_options(parameters)
+    targets = bulk_targets(paths or [], bulk) if bulk.active else probe_targets(paths or [])
     folder = None
     if output_format.value in SINGLE_FILE_FORMATS and len(targets) > 1:
         if output is None or (output.exists() and not output.is_dir()):
@@ -240,9 +262,27 @@ def file_command(
             EventDecoder(backend.labels, event_options, 1.0, backend.thresholds)  # checked before any work
         except ValueError as exc:
             raise fail(str(exc), code=2) from None
-    failures = write_results(targets, backend, settings, output_format.value, output,
-                             top, batch_size, pooling.value, progress and stderr.is_terminal, event_options,
-                             plot=plot and (plot, threshold), folder=folder)
+    run = run_info(backend, settings, pooling.value)
+    if bulk.resume:
+        targets = skip_finished(targets, run, backend.thresholds, bulk)
+    if bulk.ray:
+        from .ray_tagging import ModelSpec, connect, tag_files_on_ray
+
+        connect(bulk.ray)
+        spec = options_from(ModelSpec, parameters, runtime=runtime.value, rollup=rollup)
+
+        def tag(targets, reporter):
+            return tag_files_on_ray(targets, spec, backend.sample_rate, settings, batch_size, pooling.value,
+                                    reporter, event_options, bulk.ray_actors)
+    else:
+        from .files import tag_files
+
+        def tag(targets, reporter):
+            return tag_files(targets, backend, settings, batch_size, pooling.value, reporter, event_options,
+                             bulk.jobs)
+    failures = write_results(targets, tag, run, backend.thresholds, output_format.value, output, top,
+                             progress and stderr.is_terminal, plot=plot and (plot, threshold), folder=folder,
+                             bulk=bulk)
     if failures:
         raise typer.Exit(1)
 
@@ -279,12 +319,65 @@ def open_windowed_backend(model: Optional[str], device: str, precision: Precisio
     return backend, settings
 
 
+def check_bulk_options(parameters: dict) -> "BulkOptions":
+    """The bulk-run options of ``tagger file``, checked before any work (usage errors)."""
+    from .bulk import BulkOptions
+
+    options = options_from(BulkOptions, parameters)
+    if not parameters["paths"] and options.from_list is None:
+        raise fail("give audio files or folders, or --from-list FILE", code=2)
+    try:
+        options.check()
+        if options.output_format == "parquet":
+            from .parquet_output import require_pyarrow
+
+            require_pyarrow()
+        if options.ray:
+            from .ray_tagging import require_ray
+
+            require_ray()
+    except (ValueError, TaggerError) as exc:
+        raise fail(str(exc), code=2) from None
+    return options
+
+
+def bulk_targets(paths: list[Path], options: "BulkOptions") -> list["Target"]:
+    from .bulk import bulk_targets
+
+    return bulk_targets(paths, options)
+
+
+def skip_finished(targets: list["Target"], run: "RunInfo", thresholds: dict[str, float],
+                  options: "BulkOptions") -> list["Target"]:
+    """--resume: the targets the output does not hold yet; says how many it holds on stderr."""
+    from .bulk import finished_inputs
+
+    done = finished_inputs(options, run, thresholds)
+    remaining = [t for t in targets if t.path not in done]
+    if len(remaining) < len(targets):
+        sys.stderr.write(f"resuming: {len(targets) - len(remaining)} of {len(targets)} inputs are already in "
+                         f"{options.output}\n")
+    return remaining
+
+
+def run_info(backend: "Backend", settings: "WindowSettings", pooling: str) -> "RunInfo":
+    from .output import RunInfo
+
+    window, hop = settings.resolve(backend)
+    rate = backend.sample_rate
+    return RunInfo(model=backend.name, labels=backend.labels, sample_rate=rate, window=window / rate,
+                   hop=hop / rate, pooling=pooling)
+
+
 class FileReporter:
     """How ``tagger file`` reports: results into the sink, failures and warnings as lines on stderr,
-    and a progress bar over the seconds of audio (on a terminal)."""
+    and a progress bar (on a terminal) over the seconds of audio, or over the files in bulk runs
+    (their lengths are read only when each file's turn comes)."""
 
-    def __init__(self, sink: "Sink", bar: Progress, total: float, shares_terminal: bool) -> None:
-        self.sink, self.bar, self.shares_terminal = sink, bar, shares_terminal
+    def __init__(self, sink: "Sink", bar: Progress, targets: list["Target"], shares_terminal: bool,
+                 per_file: bool = False) -> None:
+        self.sink, self.bar, self.shares_terminal, self.per_file = sink, bar, shares_terminal, per_file
+        total = len(targets) if per_file else sum(t.seconds for t in targets)
         self.task = bar.add_task("tagging", total=total or None)
         self.done = 0
 
@@ -292,7 +385,8 @@ class FileReporter:
         self.bar.update(self.task, description=Path(target.path).name)
 
     def advanced(self, seconds: float) -> None:
-        self.bar.advance(self.task, seconds)
+        if not self.per_file:
+            self.bar.advance(self.task, seconds)
 
     def finished(self, result: "FileResult") -> None:
         for warning in result.warnings:
@@ -303,27 +397,28 @@ class FileReporter:
             self.bar.start()
         else:
             self.sink.add(result)
-        self.done += 1
+        self._count()
 
     def failed(self, path: str, message: str) -> None:
         error_line(message)
         self.sink.add_error(path, message)
+        self._count()
+
+    def _count(self) -> None:
         self.done += 1
+        if self.per_file:
+            self.bar.advance(self.task, 1)
 
 
-def write_results(targets: list["Target"], backend: "Backend", settings: "WindowSettings", output_format: str,
-                  output: Optional[Path], top: int, batch_size: Optional[int], pooling: str, show_progress: bool,
-                  events: "EventOptions | None" = None, plot: "tuple[Path, float] | None" = None,
-                  folder: Optional[Path] = None) -> int:
-    """Tag every target into one output document (or, with ``folder``, one file per target);
-    return how many failed."""
-    from .files import tag_files
-    from .output import FolderSink, RunInfo, make_sink
+def write_results(targets: list["Target"], tag: "Callable[[list[Target], FileReporter], int]", run: "RunInfo",
+                  thresholds: dict[str, float], output_format: str, output: Optional[Path], top: int,
+                  show_progress: bool, plot: "tuple[Path, float] | None" = None, folder: Optional[Path] = None,
+                  bulk: "BulkOptions | None" = None) -> int:
+    """Tag every target with ``tag`` into one output document (or, with ``folder``, one file per
+    target; -f parquet: a folder of parts; --resume: appended to the output); return how many failed."""
+    from .output import FolderSink, make_sink
 
-    window, hop = settings.resolve(backend)
-    rate = backend.sample_rate
-    run = RunInfo(model=backend.name, labels=backend.labels, sample_rate=rate, window=window / rate,
-                  hop=hop / rate, pooling=pooling)
+    per_file = bulk is not None and bulk.active
     reporter: FileReporter | None = None
     if folder is not None:
         try:
@@ -331,21 +426,45 @@ def write_results(targets: list["Target"], backend: "Backend", settings: "Window
         except OSError as exc:
             raise TaggerError(f"{folder}: cannot create the folder ({exc.strerror or exc})") from None
         with make_progress(show_progress) as bar:
-            reporter = FileReporter(FolderSink(folder, output_format, run, top), bar,
-                                    sum(t.seconds for t in targets), False)
-            return tag_files(targets, backend, settings, batch_size, pooling, reporter, events)
-    with open_output(output, finished=lambda: reporter is not None and reporter.done > 0) as stream, \
-            make_progress(show_progress) as bar:
+            return tag(targets, FileReporter(FolderSink(folder, output_format, run, top), bar, targets, False,
+                                             per_file))
+    if output_format == "parquet":
+        from .parquet_output import ParquetSink
+
+        assert output is not None and bulk is not None
+        sink = ParquetSink(output, run, thresholds, bulk.part_prefix)
+        with make_progress(show_progress) as bar:
+            try:
+                return tag(targets, FileReporter(sink, bar, targets, False, per_file))
+            finally:  # also on Ctrl-C or SIGTERM: the files finished so far become a part
+                sink.close()
+    opened = append_output(output) if bulk is not None and bulk.resume else \
+        open_output(output, finished=lambda: reporter is not None and reporter.done > 0)
+    with opened as stream, make_progress(show_progress) as bar:
         sink = make_sink(output_format, stream, run, top)
         if plot:
             from .plot import PlotSink
 
-            sink = PlotSink(sink, list(backend.labels), top, plot[1], plot[0])
-        reporter = FileReporter(sink, bar, sum(t.seconds for t in targets), show_progress and output is None)
+            sink = PlotSink(sink, list(run.labels), top, plot[1], plot[0])
+        reporter = FileReporter(sink, bar, targets, show_progress and output is None, per_file)
         try:
-            return tag_files(targets, backend, settings, batch_size, pooling, reporter, events)
+            return tag(targets, reporter)
         finally:  # also on Ctrl-C or SIGTERM: a complete document of the files finished so far
             sink.close()
+
+
+@contextmanager
+def append_output(output: Path) -> Iterator[IO[str]]:
+    """--resume: the output opened for appending (each line is flushed as its file finishes)."""
+    try:
+        handle = open(output, "a", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise TaggerError(f"{output}: cannot write ({exc.strerror or exc})") from None
+    try:
+        with handle:
+            yield handle
+    except OSError as exc:
+        raise TaggerError(f"{output}: cannot write ({exc.strerror or exc})") from None
 
 
 @app.command("models")

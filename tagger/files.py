@@ -4,16 +4,18 @@ bar; a script's own callbacks). Torch-free: the backend does the model work."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-from .audio import AUDIO_SUFFIXES, AudioInfo, probe
+from .audio import AudioInfo, OpenedAudio, open_audio, probe
 from .backends import Backend
 from .errors import TaggerError
 from .events import EventOptions
-from .tagging import FileResult, WindowSettings, tag_file
+from .inputs import expand_paths
+from .tagging import FileResult, WindowSettings, tag_opened
 
 
 @dataclass(frozen=True)
@@ -30,26 +32,12 @@ class Target:
         return (self.info.duration or 0.0) if self.info else 0.0
 
 
-def expand_paths(paths: Iterable[Path]) -> Iterator[tuple[str, str | None]]:
-    """Yield (path, problem): files as given, directories searched recursively for audio files."""
-    for path in paths:
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
-            if not found:
-                yield str(path), f"{path}: no audio files in this directory"
-            for child in found:
-                yield str(child), None
-        elif path.exists() or path.is_symlink():  # a broken or looping link: the decoder says which
-            yield str(path), None
-        else:
-            yield str(path), f"{path}: no such file or directory"
-
-
-def probe_targets(paths: Iterable[Path]) -> list[Target]:
-    """Every file to tag, its header read once (an unreadable file carries the decoder's message)."""
+def probe_targets(paths: Iterable[Path], read_headers: bool = True) -> list[Target]:
+    """Every file to tag, its header read once (an unreadable file carries the decoder's message);
+    without ``read_headers`` (bulk runs) the header is read when the file's turn comes."""
     targets = []
     for path, problem in expand_paths(paths):
-        if problem:
+        if problem or not read_headers:
             targets.append(Target(path, problem=problem))
             continue
         try:
@@ -68,19 +56,37 @@ class Reporter(Protocol):
     def failed(self, path: str, message: str) -> None: ...
 
 
-def tag_files(targets: Iterable[Target], backend: Backend, settings: WindowSettings, batch_size: int | None,
-              pooling: str, reporter: Reporter, events: EventOptions | None = None) -> int:
-    """Tag every target in order (with ``events``, also its events), reporting each; returns how
-    many failed (one bad file never stops the others)."""
-    rate = backend.sample_rate
-    failures = 0
+def opened_here(targets: Iterable[Target], rate: int) -> Iterator[tuple[Target, Callable[[], OpenedAudio]]]:
+    """Each target with a function that opens it for streaming in this process, when its turn comes."""
     for target in targets:
+        yield target, partial(_open_target, target, rate)
+
+
+def _open_target(target: Target, rate: int) -> OpenedAudio:
+    if target.problem:
+        raise TaggerError(target.problem)
+    return open_audio(target.path, rate, target.info)
+
+
+def tag_files(targets: Iterable[Target], backend: Backend, settings: WindowSettings, batch_size: int | None,
+              pooling: str, reporter: Reporter, events: EventOptions | None = None, jobs: int = 0) -> int:
+    """Tag every target in order (with ``events``, also its events), reporting each; returns how
+    many failed (one bad file never stops the others). With ``jobs``, that many worker processes
+    decode the next files while the model runs (:mod:`tagger.prefetch`)."""
+    rate = backend.sample_rate
+    settings.resolve(backend)  # a bad window fails before decoding
+    if jobs:
+        from .prefetch import decoded_ahead
+
+        opened = decoded_ahead(targets, rate, jobs)
+    else:
+        opened = opened_here(targets, rate)
+    failures = 0
+    for target, open_ in opened:
         reporter.starting(target)
         try:
-            if target.problem:
-                raise TaggerError(target.problem)
-            result = tag_file(target.path, backend, settings, batch_size, pooling,
-                              on_samples=lambda n: reporter.advanced(n / rate), info=target.info, events=events)
+            result = tag_opened(target.path, open_(), backend, settings, batch_size, pooling,
+                                on_samples=lambda n: reporter.advanced(n / rate), events=events)
         except TaggerError as exc:
             failures += 1
             reporter.failed(target.path, str(exc))

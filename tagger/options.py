@@ -24,6 +24,7 @@ class OutputFormat(str, Enum):
     json = "json"
     jsonl = "jsonl"
     csv = "csv"
+    parquet = "parquet"  # a folder of Parquet parts (tagger[parquet])
     audacity = "audacity"  # event formats: a label track, a Raven selection table, WebVTT captions
     raven = "raven"
     webvtt = "webvtt"

@@ -14,7 +14,7 @@ import numpy as np
 
 from .aggregate import pool_windows
 from .backends import Backend
-from .audio import AudioInfo, StreamResampler, downmix, probe, stream_audio
+from .audio import AudioInfo, OpenedAudio, StreamResampler, downmix, open_audio
 from .errors import AudioDecodeError
 from .events import EventDecoder, EventOptions, finished_events
 from .windows import Window, WindowEngine
@@ -141,15 +141,21 @@ def tag_file(path: str, backend: Backend, settings: WindowSettings = WindowSetti
              events: EventOptions | None = None) -> FileResult:
     """Tag one file: decode it in blocks, window it, run the model, pool the windows (and decode
     events, see :func:`tag_blocks`). ``info`` is the file's header when the caller has read it."""
-    info = info or probe(path)
     settings.resolve(backend)  # a bad window fails before decoding
-    warnings: list[str] = []
-    blocks = stream_audio(path, target_rate=backend.sample_rate, warnings=warnings)
-    windows, clip, received, found = tag_blocks(blocks, backend, settings, batch_size, pooling, on_samples, events)
+    return tag_opened(str(path), open_audio(path, backend.sample_rate, info), backend, settings, batch_size,
+                      pooling, on_samples, events)
+
+
+def tag_opened(path: str, opened: OpenedAudio, backend: Backend, settings: WindowSettings = WindowSettings(),
+               batch_size: int | None = None, pooling: str = "max",
+               on_samples: Callable[[int], None] | None = None, events: EventOptions | None = None) -> FileResult:
+    """Tag a file already opened (streamed here, or decoded whole by a worker process)."""
+    windows, clip, received, found = tag_blocks(opened.blocks, backend, settings, batch_size, pooling, on_samples,
+                                                events)
     if clip is None:
         raise AudioDecodeError(f"{path}: the file holds no audio samples")
-    return FileResult(path=str(path), info=info, duration=received / backend.sample_rate, windows=windows,
-                      clip=clip, warnings=warnings, events=found)
+    return FileResult(path=path, info=opened.info, duration=received / backend.sample_rate, windows=windows,
+                      clip=clip, warnings=opened.warnings, events=found)
 
 
 def tag_array(audio: np.ndarray, sample_rate: int, backend: Backend, settings: WindowSettings = WindowSettings(),

@@ -42,7 +42,7 @@ def test_each_file_is_probed_once_and_reported_in_order(small_model, tmp_path, m
     calls: list[str] = []
     real_probe = audio.probe
     monkeypatch.setattr(files, "probe", lambda path: calls.append(Path(path).name) or real_probe(path))
-    monkeypatch.setattr("tagger.tagging.probe", lambda path: calls.append(Path(path).name) or real_probe(path))
+    monkeypatch.setattr("tagger.audio.probe", lambda path: calls.append(Path(path).name) or real_probe(path))
 
     targets = probe_targets([folder, tmp_path / "missing.wav"])
     assert [Path(t.path).name for t in targets] == ["a.wav", "b.flac", "c.wav", "missing.wav"]
