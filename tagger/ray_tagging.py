@@ -182,7 +182,10 @@ def tag_files_on_ray(targets: Iterable[Target], spec: ModelSpec, rate: int, sett
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False
-    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= actors and spec.device != "cpu" else 0
+    resources = ray.cluster_resources()
+    gpus = 1 if resources.get("GPU", 0) >= actors and spec.device != "cpu" else 0
+    # An actor reserves the CPU threads it runs (--threads; 1 by default), leaving one for decoding.
+    cpus = 1 if gpus else min(spec.threads or 1, max(1, int(resources.get("CPU", 1)) - 1))
 
     class Tagger(_Tagger):  # the arguments travel with the class, not through the object store
         def __init__(self) -> None:
@@ -190,7 +193,7 @@ def tag_files_on_ray(targets: Iterable[Target], spec: ModelSpec, rate: int, sett
 
     dataset = (ray.data.from_items([{"path": t.path, "problem": t.problem or ""} for t in targets])
                .map(_decode, fn_kwargs={"rate": rate}, memory=DECODE_MEMORY)
-               .map(Tagger, compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=gpus))
+               .map(Tagger, compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=gpus, num_cpus=cpus))
     failures = 0
     for target, row in zip(targets, dataset.iter_rows()):  # in order: preserve_order
         reporter.starting(target)
