@@ -54,6 +54,10 @@ class OnnxBackend:
         # but every window is 8-10% slower. With one window per call (the CPU default) the
         # arena's plan is the same for every window, so memory stays flat over long files.
         map_large_allocations_separately()
+        # No precomputed memory pattern (one block for the whole graph's activations): tensors come
+        # from the arena one by one. PaSST-S fp32, 10 s windows: peak 470 instead of 502 MiB (int8:
+        # 221 instead of 259), the same time per window (1.61 vs 1.67 s median, alternating runs).
+        options.enable_mem_pattern = False
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
