@@ -223,6 +223,7 @@ def file_command(
                                    help="Model replicas on Ray (one GPU each when the cluster has enough)."),
 ) -> None:
     """Tag audio files (wav, flac, ogg, mp3, ...; any rate, channels and length)."""
+    from .bulk import bulk_targets
     from .events import EventDecoder, EventOptions
     from .files import probe_targets
     from .options import EVENT_FORMATS, SINGLE_FILE_FORMATS
@@ -269,7 +270,7 @@ def file_command(
         from .ray_tagging import ModelSpec, connect, tag_files_on_ray
 
         connect(bulk.ray)
-        spec = options_from(ModelSpec, parameters, runtime=runtime.value, rollup=rollup)
+        spec = options_from(ModelSpec, parameters)
 
         def tag(targets, reporter):
             return tag_files_on_ray(targets, spec, backend.sample_rate, settings, batch_size, pooling.value,
@@ -339,12 +340,6 @@ def check_bulk_options(parameters: dict) -> "BulkOptions":
     except (ValueError, TaggerError) as exc:
         raise fail(str(exc), code=2) from None
     return options
-
-
-def bulk_targets(paths: list[Path], options: "BulkOptions") -> list["Target"]:
-    from .bulk import bulk_targets
-
-    return bulk_targets(paths, options)
 
 
 def skip_finished(targets: list["Target"], run: "RunInfo", thresholds: dict[str, float],
