@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 
 import numpy as np
 
@@ -57,37 +58,51 @@ def decode_whole(path: str, info: AudioInfo | None, rate: int
 def decoded_ahead(targets: Iterable, rate: int, jobs: int) -> Iterator[tuple[object, Callable[[], OpenedAudio]]]:
     """Like :func:`tagger.files.opened_here`, with ``jobs`` processes decoding ahead."""
     context = multiprocessing.get_context("spawn")  # never fork a process that runs model threads
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker)
+    pools = [_pool(jobs, context)]
     pending: deque[tuple[object, Future | None]] = deque()
     remaining = iter(targets)
 
-    def submit() -> None:
-        target = next(remaining, None)
-        if target is not None:
-            pending.append((target, None if target.problem else pool.submit(decode_whole, target.path,
-                                                                          target.info, rate)))
+    def submit(target) -> Future | None:
+        if target.problem:
+            return None
+        try:
+            return pools[0].submit(decode_whole, target.path, target.info, rate)
+        except BrokenProcessPool:  # a worker died since the last result: collected below
+            broken: Future = Future()
+            broken.set_exception(BrokenProcessPool())
+            return broken
+
     try:
-        for _ in range(2 * jobs):
-            submit()
-        while pending:
+        while True:
+            while len(pending) < 2 * jobs and (target := next(remaining, None)) is not None:
+                pending.append((target, submit(target)))
+            if not pending:
+                return
             target, future = pending.popleft()
             try:
                 outcome = future.result() if future is not None else target.problem
-            except BrokenProcessPool:
-                pool.shutdown(wait=True, cancel_futures=True)
-                pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker)
+            except BrokenProcessPool:  # a worker died: which file killed it is not known yet
+                pools[0].shutdown(wait=True, cancel_futures=True)
+                pools[0] = _pool(jobs, context)
+                pending = deque((t, f if _decoded(f) else submit(t)) for t, f in pending)
                 outcome = _alone(target, rate, context)
-                pending = deque((t, None if t.problem else pool.submit(decode_whole, t.path, t.info, rate))
-                                for t, _ in pending)
-            submit()
-            yield target, (lambda outcome=outcome, target=target: _opened(target, outcome, rate))
+            yield target, partial(_opened, target, outcome, rate)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pools[0].shutdown(wait=True, cancel_futures=True)
+
+
+def _pool(jobs: int, context) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker)
+
+
+def _decoded(future: Future | None) -> bool:
+    """Whether a pending file needs no new submission (no future, or one that finished well)."""
+    return future is None or (future.done() and not future.cancelled() and future.exception() is None)
 
 
 def _alone(target, rate: int, context) -> object:
     """Decode one file again in a fresh process, to tell whether it is the file that kills workers."""
-    with ProcessPoolExecutor(1, mp_context=context, initializer=_start_worker) as single:
+    with _pool(1, context) as single:
         try:
             return single.submit(decode_whole, target.path, target.info, rate).result()
         except BrokenProcessPool:
@@ -95,6 +110,7 @@ def _alone(target, rate: int, context) -> object:
 
 
 def _opened(target, outcome: object, rate: int) -> OpenedAudio:
+    """The file as the tagging path takes it (raises its decoding error when its turn comes)."""
     if isinstance(outcome, str):
         raise TaggerError(outcome)
     info, audio, warnings = outcome

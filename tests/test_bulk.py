@@ -17,7 +17,7 @@ import soundfile as sf
 
 from tagger.inputs import in_shard, parse_shard, read_list
 
-from conftest import SAMPLE_RATE, run_tagger, scene, start_tagger
+from conftest import SAMPLE_RATE, run_tagger, scene, start_tagger, tagger_env
 
 
 def _folder(path: Path, count: int, seconds: float, rate: int = SAMPLE_RATE) -> list[Path]:
@@ -226,3 +226,32 @@ def test_ray_local_run_equals_the_single_process_run(small_model_path, tmp_path)
                    {k: v for k, v in y.items() if k != "probabilities"}
             if x["probabilities"] is not None:
                 assert np.abs(np.subtract(x["probabilities"], y["probabilities"])).max() <= 1e-4
+
+
+CRASHING_DECODER = '''
+import os, soundfile
+_open = soundfile.SoundFile.__init__
+def _crash_on_some_files(self, file, *args, **kwargs):
+    if "crash-me" in str(file):
+        os._exit(9)  # as a decoder bug or the OOM killer would end the process
+    return _open(self, file, *args, **kwargs)
+soundfile.SoundFile.__init__ = _crash_on_some_files
+'''
+
+
+def test_a_file_that_kills_its_decoding_process_fails_alone(small_model_path, tmp_path):
+    files = _folder(tmp_path / "clips", 6, 2.0)
+    crash = tmp_path / "clips" / "003-crash-me.wav"
+    sf.write(crash, scene(2.0), SAMPLE_RATE)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(CRASHING_DECODER)  # loaded by every process, workers too
+    env = tagger_env({"PYTHONPATH": os.pathsep.join([str(hooks), os.environ.get("PYTHONPATH", "")])})
+    result = run_tagger("file", tmp_path / "clips", "-m", small_model_path, "-f", "jsonl", "--jobs", "2",
+                        "--no-progress", env=env)
+    assert result.returncode == 1, result.stderr
+    said = [line for line in result.stderr.splitlines() if not line.startswith("preparing")]  # first-use notice
+    assert said == [f"error: {crash}: cannot decode audio (the decoding process died on this file)"]
+    records = _jsonl_text(result.stdout)
+    assert [r["path"] for r in records] == sorted(str(p) for p in [*files, crash])  # in order, none lost
+    assert [r["path"] for r in records if "error" in r] == [str(crash)]
