@@ -8,7 +8,8 @@ the updates are collected as the display thread would. Reported per configuratio
 - latency p50 / p95: from the arrival of a window's last sample to its update (tagged updates);
 - inference p50: model time per window; RTF = inference / hop (below 1: keeps up);
 - CPU: process CPU seconds / wall seconds over the run (1.0 = one core busy), all threads;
-- updates, and audio lost (ring-buffer overflow when inference cannot keep up, plus clock shortfall).
+- updates, windows skipped to stay current (a model slower than the hop), and audio lost (ring-buffer
+  overflow when inference cannot keep up, plus clock shortfall).
 
 Models: ``offline-50``, the embedded default model (128/6/2, 50 classes), and random-weight models of
 a preset (speed does not depend on the weights), by default ``passt-s`` (768/12/12, the official
@@ -111,7 +112,7 @@ def run(backend, audio: Path, seconds: float, hop: float) -> dict:
     full = [u for u in collected if not u.warmup] or collected
     latency = np.array([u.latency for u in full]) * 1000
     inference = np.array([u.inference for u in full]) * 1000
-    return {"updates": len(collected), "full_windows": len([u for u in collected if not u.warmup]),
+    return {"updates": len(collected), "skipped": tagger.skipped, "full_windows": len([u for u in collected if not u.warmup]),
             "latency_p50_ms": float(np.percentile(latency, 50)), "latency_p95_ms": float(np.percentile(latency, 95)),
             "inference_p50_ms": float(np.percentile(inference, 50)),
             "rtf": float(np.percentile(inference, 50)) / 1000 / hop, "cpu_cores": cpu / wall,
@@ -133,7 +134,7 @@ def main() -> None:
     args.workdir.mkdir(exist_ok=True)
     audio = make_audio(args.workdir / "listen-input.wav", args.seconds + 15)
     results = []
-    print(f"{'model':<12} {'backend':<11} {'window':>6} {'updates':>7} {'lat p50':>8} {'lat p95':>8} "
+    print(f"{'model':<12} {'backend':<11} {'window':>6} {'updates':>7} {'skipped':>7} {'lat p50':>8} {'lat p95':>8} "
           f"{'infer':>7} {'RTF':>5} {'CPU':>5} {'lost s':>6}")
     models = [(args.model.stem, args.model)] if args.model else [(p, make_model(p, args.workdir)) for p in args.preset]
     for preset, model in models:
@@ -145,7 +146,7 @@ def main() -> None:
                 continue
             r = run(backend, audio, args.seconds, args.hop)
             results.append({"preset": preset, "backend": name, **r})
-            print(f"{preset:<12} {name:<11} {r['window']:>5.2f}s {r['updates']:>7} {r['latency_p50_ms']:>6.0f}ms "
+            print(f"{preset:<12} {name:<11} {r['window']:>5.2f}s {r['updates']:>7} {r['skipped']:>7} {r['latency_p50_ms']:>6.0f}ms "
                   f"{r['latency_p95_ms']:>6.0f}ms {r['inference_p50_ms']:>5.0f}ms {r['rtf']:>5.2f} "
                   f"{r['cpu_cores']:>5.2f} {r['lost_seconds']:>6.1f}", flush=True)
     (args.workdir / "listen-results.json").write_text(json.dumps(results, indent=2))

@@ -202,6 +202,9 @@ def summary_text(summary: dict[str, Any]) -> str:
              f"{summary['reconnects']} reconnects"]
     if latency:
         lines.append(f"latency p50 {latency['p50']:.0f} ms, p95 {latency['p95']:.0f} ms")
+    if summary["skipped_windows"]:
+        lines.append(f"{summary['skipped_windows']} windows skipped to stay current (the model is slower than "
+                     "the hop: a longer --hop, --precision int8 or a smaller model keeps every window)")
     if summary["top"]:
         lines.append("highest: " + ", ".join(f"{t['label']} {t['peak']:.2f}" for t in summary["top"]))
     return "\n".join(lines)

@@ -96,7 +96,7 @@ class Tally:
             self.peaks = update.probabilities if self.peaks is None else np.maximum(self.peaks, update.probabilities)
 
     def summary(self, stopped: str, elapsed: float, audio: float, queue_: AudioQueue,
-                labels: Sequence[str], top: int) -> dict[str, Any]:
+                labels: Sequence[str], top: int, skipped: int = 0) -> dict[str, Any]:
         def percentiles(values: list[float]) -> dict[str, float] | None:
             if not values:
                 return None
@@ -108,7 +108,7 @@ class Tally:
             peaks = [{"label": labels[i], "peak": rounded(self.peaks[i], 4)}
                      for i in top_k(self.peaks, min(top, len(labels)))]
         return {"type": "summary", "stopped": stopped, "seconds": rounded(elapsed, 2),
-                "audio_seconds": rounded(audio, 2), "updates": self.updates, "events": self.events,
+                "audio_seconds": rounded(audio, 2), "updates": self.updates, "skipped_windows": skipped, "events": self.events,
                 "lost_seconds": rounded(queue_.lost), "input_overflows": queue_.flags,
                 "reconnects": self.reconnects,
                 "latency_ms": percentiles(self.latencies), "inference_ms": percentiles(self.inference),
@@ -155,7 +155,8 @@ def run_listen(backend: Backend, options: ListenOptions, plan: Plan) -> dict[str
                 stopped = run.loop(options.duration)
             finally:
                 run.shut_down()
-        summary = tally.summary(stopped, run.elapsed, tagger.time, source.queue, plan.labels, options.top)
+        summary = tally.summary(stopped, run.elapsed, tagger.time, source.queue, plan.labels, options.top,
+                                tagger.skipped)
     try:
         if isinstance(display, JsonLines):
             display.write(summary)

@@ -62,6 +62,11 @@ class LiveTagger:
     """Turns captured frames into :class:`Update` objects and event records; not thread-safe (one
     worker uses it).
 
+    It stays current when the model is slower than the hop: of the windows that are ready at once
+    (the audio that arrived while the last ones were tagged), it tags only the newest ones that fit
+    in one hop of model time (at least one) and counts the others in ``skipped``, so updates come
+    less often but their latency stays about one window's model time instead of growing without end.
+
     ``decoder`` knows the labels the run reports (updates carry only their smoothed probabilities,
     so nothing downstream masks) and turns windows into events, as ``tagger file --events`` does.
     Event records wait in :meth:`take_events` until the worker hands them on.
@@ -73,6 +78,8 @@ class LiveTagger:
         self.decoder = decoder
         self._events: list[dict[str, Any]] = []
         self.rate = backend.sample_rate
+        self.skipped = 0  # windows left untagged to stay current
+        self._per_window: float | None = None  # recent model seconds per window
         self._offset = 0.0  # stream seconds at the start of the current segment
         self._start_segment(input_rate)
 
@@ -103,7 +110,17 @@ class LiveTagger:
         self._input_frames += len(frames)
         windows = self._engine.push(self._resampler.process(downmix(frames)))
         segment_seconds = self._input_frames / self.input_rate
-        return self._tag(windows, lambda w: arrival + w.end / self.rate - segment_seconds)
+        return self._tag(self._current(windows), lambda w: arrival + w.end / self.rate - segment_seconds)
+
+    def _current(self, windows: list[Window]) -> list[Window]:
+        """The newest windows that the model can tag within one hop (see the class)."""
+        if self._per_window is None or len(windows) <= 1:
+            return windows
+        fit = max(1, int(self.settings.hop / self.rate / self._per_window))
+        if len(windows) <= fit:
+            return windows
+        self.skipped += len(windows) - fit
+        return windows[-fit:]
 
     def finish(self) -> list[Update]:
         """End of the input: the resampler's tail and the window engine's last window.
@@ -125,6 +142,8 @@ class LiveTagger:
         started = time.perf_counter()
         results = iter([p for _, p in run_windows(loud, self.backend)])
         inference = (time.perf_counter() - started) / max(1, len(loud))
+        if loud:
+            self._per_window = inference if self._per_window is None else 0.5 * (self._per_window + inference)
         updates = []
         for w, (rms, peak) in zip(windows, levels):
             start, end = self._offset + w.start / self.rate, self._offset + w.end / self.rate

@@ -202,3 +202,16 @@ def test_devices_as_json_is_a_list_even_when_there_are_none(tmp_path):
     if not devices:  # the table form says why there is nothing to list
         table = run_tagger("devices", env=env, timeout=120)
         assert table.returncode == 1 and table.stderr.startswith("error: no audio input devices found")
+
+
+def test_a_model_slower_than_the_hop_skips_stale_windows_to_stay_current():
+    backend = SlowBackend()
+    backend.seconds_per_call = 0.2  # two hops of model time per window
+    live = LiveTagger(backend, LiveSettings(window=400, hop=100), EventDecoder(LABELS, EventOptions(), 0.1),
+                      input_rate=1000)
+    first = live.push(np.ones((100, 1), np.float32), arrival=time.monotonic())  # measures the model
+    assert [u.end for u in first] == [0.1] and live.skipped == 0
+    # ten hops arrived while it was busy: only the newest window is tagged, the nine before it skipped
+    later = live.push(np.ones((1000, 1), np.float32), arrival=time.monotonic())
+    assert [u.end for u in later] == [1.1] and live.skipped == 9
+    assert later[0].probabilities is not None and not later[0].warmup
