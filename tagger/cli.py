@@ -123,15 +123,8 @@ def open_output(output: Optional[Path], finished: Callable[[], bool] = lambda: T
         yield sys.stdout
         return
     if output.exists() and not output.is_file():  # a device, FIFO or terminal: write to it as it is
-        try:
-            handle = open(output, "w", encoding="utf-8", newline="")
-        except OSError as exc:
-            raise TaggerError(f"{output}: cannot write ({exc.strerror})") from None
-        try:
-            with handle:
-                yield handle
-        except OSError as exc:
-            raise TaggerError(f"{output}: cannot write ({exc.strerror or exc})") from None
+        with written_in_place(output, "w") as handle:
+            yield handle
         return
     from .atomic import atomic_write
 
@@ -433,7 +426,7 @@ def write_results(targets: list["Target"], tag: "Callable[[list[Target], FileRep
                 return tag(targets, FileReporter(sink, bar, targets, False, per_file))
             finally:  # also on Ctrl-C or SIGTERM: the files finished so far become a part
                 sink.close()
-    opened = append_output(output) if bulk is not None and bulk.resume else \
+    opened = written_in_place(output, "a") if bulk is not None and bulk.resume else \
         open_output(output, finished=lambda: reporter is not None and reporter.done > 0)
     with opened as stream, make_progress(show_progress) as bar:
         sink = make_sink(output_format, stream, run, top)
@@ -449,10 +442,11 @@ def write_results(targets: list["Target"], tag: "Callable[[list[Target], FileRep
 
 
 @contextmanager
-def append_output(output: Path) -> Iterator[IO[str]]:
-    """--resume: the output opened for appending (each line is flushed as its file finishes)."""
+def written_in_place(output: Path, mode: str) -> Iterator[IO[str]]:
+    """``output`` opened as it is (``w``: a device or FIFO; ``a``: --resume appends, each line
+    flushed as its file finishes); write errors become one-line errors."""
     try:
-        handle = open(output, "a", encoding="utf-8", newline="")
+        handle = open(output, mode, encoding="utf-8", newline="")
     except OSError as exc:
         raise TaggerError(f"{output}: cannot write ({exc.strerror or exc})") from None
     try:
