@@ -192,8 +192,8 @@ def file_command(
     exclude: Optional[list[str]] = EXCLUDE,
     rollup: bool = ROLLUP,
     plot: Optional[Path] = typer.Option(None, "--plot", metavar="PNG",
-                                        help="Also draw the top labels over time and the events as a PNG (one "
-                                             "file; needs matplotlib: tagger[plot])."),
+                                        help=escape("Also draw the top labels over time and the events as a PNG "
+                                                    "(one file; needs matplotlib: tagger[plot]).")),
     from_list: Optional[Path] = typer.Option(
         None, "--from-list", metavar="FILE",
         help="Also tag the files a list names: one path per line, or a .csv file's --path-column; relative paths "
@@ -210,8 +210,8 @@ def file_command(
                              help="Processes that decode and resample the next files while the model runs "
                                   "(0: decode in the tagging process)."),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS",
-                                      help="Tag on Ray Data: local (start Ray here), auto (the cluster this machine "
-                                           "joined) or ray://HOST:PORT; needs tagger[ray]."),
+                                      help=escape("Tag on Ray Data: local (start Ray here), auto (the cluster this "
+                                                  "machine joined) or ray://HOST:PORT; needs tagger[ray].")),
     ray_actors: int = typer.Option(1, "--ray-actors", min=1,
                                    help="Model replicas on Ray (one GPU each when the cluster has enough)."),
 ) -> None:

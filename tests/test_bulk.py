@@ -255,3 +255,8 @@ def test_a_file_that_kills_its_decoding_process_fails_alone(small_model_path, tm
     records = _jsonl_text(result.stdout)
     assert [r["path"] for r in records] == sorted(str(p) for p in [*files, crash])  # in order, none lost
     assert [r["path"] for r in records if "error" in r] == [str(crash)]
+
+
+def test_help_names_the_extras_to_install():
+    text = run_tagger("file", "--help", env=tagger_env({"COLUMNS": "250"})).stdout
+    assert "needs tagger[ray]" in text and "needs matplotlib: tagger[plot]" in text  # not eaten as markup
