@@ -39,13 +39,13 @@ def _start_worker() -> None:
         pass
 
 
-def decode_whole(path: str, info: AudioInfo | None, rate: int
+def decode_whole(path: str, info: AudioInfo | None, rate: int, max_seconds: float | None = PREFETCH_MAX_SECONDS
                  ) -> tuple[AudioInfo, np.ndarray | None, list[str]] | str:
-    """In a worker: (header, mono audio at ``rate`` or None for a long file, warnings), or the
-    error message."""
+    """In a worker: (header, mono audio at ``rate``, warnings), the audio None for a file longer than
+    ``max_seconds`` by its header (or of unknown length; None: decode any file), or the error message."""
     try:
         info = info or probe(path)
-        if info.duration is None or info.duration > PREFETCH_MAX_SECONDS:
+        if max_seconds is not None and (info.duration is None or info.duration > max_seconds):
             return info, None, []
         opened = open_audio(path, rate, info)
         blocks = list(opened.blocks)

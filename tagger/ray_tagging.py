@@ -22,10 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import AudioInfo, OpenedAudio, open_audio
+from .audio import AudioInfo, OpenedAudio
 from .errors import TaggerError
 from .events import EventOptions
 from .files import Reporter, Target
+from .prefetch import decode_whole
 from .tagging import FileResult, WindowResult, WindowSettings, tag_opened
 
 
@@ -69,21 +70,17 @@ class ModelSpec:
 
 def _decode(row: dict, rate: int) -> dict:
     """Ray task: one file decoded whole, as float32 bytes, or its error."""
-    path = row["path"]
-    out = {"path": path, "error": "", "audio": b"", "sample_rate": 0, "channels": 0, "frames": -1, "format": "",
-           "warnings": "[]"}
-    try:
-        if row["problem"]:
-            raise TaggerError(row["problem"])
-        opened = open_audio(path, rate)
-        blocks = list(opened.blocks)
-    except TaggerError as exc:
-        return {**out, "error": str(exc)}
-    info = opened.info
-    audio = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+    out = {"path": row["path"], "error": row["problem"], "audio": b"", "sample_rate": 0, "channels": 0,
+           "frames": -1, "format": "", "warnings": "[]"}
+    if row["problem"]:
+        return out
+    outcome = decode_whole(row["path"], None, rate, max_seconds=None)
+    if isinstance(outcome, str):
+        return {**out, "error": outcome}
+    info, audio, warnings = outcome
     return {**out, "audio": audio.astype("<f4").tobytes(), "sample_rate": info.sample_rate,
             "channels": info.channels, "frames": -1 if info.frames is None else info.frames,
-            "format": info.format, "warnings": json.dumps(opened.warnings)}
+            "format": info.format, "warnings": json.dumps(warnings)}
 
 
 class _Tagger:
