@@ -29,6 +29,17 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+class ResultsOnly:
+    """What a sink inherits when its format has no place for failures (the caller reports them on
+    stderr) and nothing to finish when the run ends."""
+
+    def add_error(self, path: str, message: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """What every output names: the model and the settings used."""
@@ -122,7 +133,7 @@ class JsonlSink:
         pass
 
 
-class CsvSink:
+class CsvSink(ResultsOnly):
     """Wide CSV: one row per window and one ``clip`` row per file, one column per label."""
 
     def __init__(self, stream: IO[str], run: RunInfo, k: int) -> None:
@@ -138,14 +149,8 @@ class CsvSink:
                                   round(w.end, DECIMALS), *_rounded(w.probabilities)])
         self.stream.flush()
 
-    def add_error(self, path: str, message: str) -> None:
-        pass  # reported on stderr by the caller
 
-    def close(self) -> None:
-        pass
-
-
-class TableSink:
+class TableSink(ResultsOnly):
     """Rich tables: the clip's top-k labels, then a compact timeline of the windows."""
 
     def __init__(self, console: Console, run: RunInfo, k: int) -> None:
@@ -203,14 +208,8 @@ class TableSink:
             table.add_row(format_time(e["onset"]), format_time(e["offset"]), e["label"], f"{e['peak']:.3f}")
         return [table, Text("")]
 
-    def add_error(self, path: str, message: str) -> None:
-        pass  # reported on stderr by the caller
 
-    def close(self) -> None:
-        pass
-
-
-class AudacitySink:
+class AudacitySink(ResultsOnly):
     """An Audacity label track (File > Import > Labels): ``start<TAB>end<TAB>text`` per event, in
     seconds, the text ``label probability``. It describes one audio file."""
 
@@ -222,18 +221,12 @@ class AudacitySink:
             self.stream.write(f"{e['onset']:.6f}\t{e['offset']:.6f}\t{e['label']} {e['peak']:.2f}\n")
         self.stream.flush()
 
-    def add_error(self, path: str, message: str) -> None:
-        pass  # reported on stderr by the caller
-
-    def close(self) -> None:
-        pass
-
 
 RAVEN_COLUMNS = ("Selection", "View", "Channel", "Begin Time (s)", "End Time (s)", "Low Freq (Hz)",
                  "High Freq (Hz)", "Begin File", "Label", "Probability")
 
 
-class RavenSink:
+class RavenSink(ResultsOnly):
     """A Raven selection table (tab-separated, one row per event, numbered across the run): the
     event spans the whole band up to the model's Nyquist frequency; ``Begin File`` is the audio file's
     path as it was given."""
@@ -251,12 +244,6 @@ class RavenSink:
             self.stream.write("\t".join(str(value) for value in row) + "\n")
         self.stream.flush()
 
-    def add_error(self, path: str, message: str) -> None:
-        pass  # reported on stderr by the caller
-
-    def close(self) -> None:
-        pass
-
 
 def _tab_free(text: str) -> str:
     return " ".join(text.replace("\t", " ").splitlines())
@@ -270,7 +257,7 @@ def vtt_time(seconds: float) -> str:
     return f"{hours:02d}:{minutes:02d}:{millis // 1000:02d}.{millis % 1000:03d}"
 
 
-class WebVttSink:
+class WebVttSink(ResultsOnly):
     """WebVTT captions, one cue per event (``[Dog] 0.93``), for a video of the audio file."""
 
     def __init__(self, stream: IO[str], run: RunInfo, k: int) -> None:
@@ -283,17 +270,11 @@ class WebVttSink:
             self.stream.write(f"\n{vtt_time(e['onset'])} --> {vtt_time(e['offset'])}\n[{text}] {e['peak']:.2f}\n")
         self.stream.flush()
 
-    def add_error(self, path: str, message: str) -> None:
-        pass  # reported on stderr by the caller
-
-    def close(self) -> None:
-        pass
-
 
 SUFFIXES = {"audacity": ".txt", "webvtt": ".vtt"}
 
 
-class FolderSink:
+class FolderSink(ResultsOnly):
     """One file per audio file in ``folder``, for the formats that describe one audio file
     (audacity, webvtt): ``<stem>.txt`` / ``<stem>.vtt``, ``<stem>-2...`` when two inputs share a
     stem; each written atomically as its audio file finishes."""
@@ -319,12 +300,6 @@ class FolderSink:
                 sink.close()
         except OSError as exc:
             raise TaggerError(f"{target}: cannot write ({exc.strerror or exc})") from None
-
-    def add_error(self, path: str, message: str) -> None:
-        pass  # reported on stderr by the caller
-
-    def close(self) -> None:
-        pass
 
 
 def make_sink(output_format: str, stream: IO[str], run: RunInfo, k: int) -> Sink:
