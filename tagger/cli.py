@@ -816,6 +816,7 @@ def corpus_command(
     heldout_fraction: float = typer.Option(0.25, "--heldout-fraction", min=0.0, max=0.9, help="Share of each class's source recordings held out; 0 holds none out (every source trains, no heldout.csv)."),
     workers: int = typer.Option(2, "--workers", min=1, help="Processes that decode sources and write clips."),
     conditions: float = typer.Option(0.0, "--conditions", min=0.0, max=1.0, help=escape(CONDITIONS_HELP) + " Training split only."),
+    pseudo_labels: Optional[Path] = typer.Option(None, "--pseudo-labels", help="Also train on the model-labelled recordings of this CSV (written by python -m tagger.corpus.pseudo select); they never enter the held-out split.", show_default=False),
 ) -> None:
     """Build the offline training corpus of the default model from Debian packages (needs apt-get, fluidsynth, espeak-ng)."""
     parameters = dict(locals())

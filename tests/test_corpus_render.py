@@ -414,6 +414,7 @@ def test_check_tools_names_the_missing_soundfonts_and_their_packages(tmp_path: P
     message = str(error.value)
     assert "GeneralUser-v1.47.sf2 (package minuet-data)" in message
     assert "OPL-3_FM_128M.sf2 (package opl3-soundfont)" in message
+    assert "A320U.sf2 (package denemo-data)" in message
     assert "FluidR3" not in message
     for renderer in render.RENDERERS[1:]:
         (tmp_path / renderer.package / renderer.path).parent.mkdir(parents=True)

@@ -36,6 +36,7 @@ from .catalog import recorded_sources
 from .classes import CLASSES, check_against_audioset
 from .mix import SAMPLE_RATE, ClipMaker, Pools
 from .packages import CorpusError, check_tools, fetch_packages, package_versions
+from .pseudo import is_pseudo, pseudo_sources
 from .render import rendered_sources
 from .split import HELDOUT, TRAIN, split_groups, split_summary
 
@@ -56,6 +57,7 @@ class CorpusOptions:
     heldout_fraction: float = 0.25
     workers: int = 2
     conditions: float = 0.0  # share of training clips given random recording conditions
+    pseudo_labels: Path | None = None  # a `python -m tagger.corpus.pseudo select` output: training sources
 
 
 def _load_source(path: Path) -> np.ndarray:
@@ -132,6 +134,10 @@ def build_corpus(opts: CorpusOptions, report: Callable[[str], None] = print) -> 
     sources = recorded_sources(trees, opts.cache / "work" / "recorded")
     report("rendering instruments, speech synthesis, typing and procedural signals")
     sources += rendered_sources(trees, opts.cache / "work" / f"rendered-seed{opts.seed}", opts.seed)
+    if opts.pseudo_labels is not None:
+        pseudo = pseudo_sources(opts.pseudo_labels)
+        report(f"adding {len(pseudo)} pseudo-labelled sources from {opts.pseudo_labels} (training only)")
+        sources += pseudo
     timings["sources_s"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
@@ -141,7 +147,8 @@ def build_corpus(opts: CorpusOptions, report: Callable[[str], None] = print) -> 
     sources, audio = [sources[i] for i in kept], [audio[i] for i in kept]
     timings["decode_s"] = time.perf_counter() - mark
 
-    assignment = split_groups(sources, opts.heldout_fraction, opts.seed)
+    assignment = split_groups([s for s in sources if not is_pseudo(s)], opts.heldout_fraction, opts.seed)
+    assignment.update({s.group: TRAIN for s in sources if is_pseudo(s)})  # model labels never judge a model
     partial = opts.out.with_name(opts.out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -183,6 +190,7 @@ def build_corpus(opts: CorpusOptions, report: Callable[[str], None] = print) -> 
         "conditions": opts.conditions,
         "clips": clip_counts,
         "sources": len(sources),
+        "pseudo_labelled": sum(is_pseudo(s) for s in sources),
         "groups_per_class": split_summary(sources, assignment),
         "packages": package_versions(opts.cache),
         "licences": sorted({s.licence for s in sources}),

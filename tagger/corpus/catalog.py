@@ -686,19 +686,30 @@ def _archive_members(archive: Path) -> list[str]:
     return sorted(n for n in safe if n.lower().endswith(AUDIO_SUFFIXES))
 
 
+def _chosen_rule(rules: tuple[Rule, ...] | list[Rule], package: str, origin: str, unmatched: bool) -> Rule | None:
+    """The rule a file is taken under: its including rule, or (``unmatched``) a label-free rule of its
+    own for a file that no rule names at all (excluded files stay out either way)."""
+    rule = match_rule(rules, package, origin)
+    if unmatched:
+        return Rule(package, origin, (), FILE) if rule is None else None
+    return rule if rule is not None and rule.labels is not None else None
+
+
 def package_candidates(
-    rules: tuple[Rule, ...] | list[Rule], packages_dir: Path, package: str, work_dir: Path
+    rules: tuple[Rule, ...] | list[Rule], packages_dir: Path, package: str, work_dir: Path,
+    unmatched: bool = False,
 ) -> list[Candidate]:
-    """Every readable, non-silent file of ``package`` that an including rule matches."""
+    """Every readable, non-silent file of ``package`` that an including rule matches, or with
+    ``unmatched`` every one that no rule matches."""
     root = packages_dir / package
     stanzas = package_stanzas(root, package)
     candidates = []
     for relative in _package_files(root):
         if relative.lower().endswith(ARCHIVE_SUFFIXES):
-            candidates += _archive_candidates(rules, root, package, relative, work_dir, stanzas)
+            candidates += _archive_candidates(rules, root, package, relative, work_dir, stanzas, unmatched)
             continue
-        rule = match_rule(rules, package, relative)
-        if rule is None or rule.labels is None:
+        rule = _chosen_rule(rules, package, relative, unmatched)
+        if rule is None:
             continue
         licence = licence_for(stanzas, package, [relative])
         candidate = _candidate(root / relative, package, relative, rule, licence)
@@ -709,15 +720,15 @@ def package_candidates(
 
 def _archive_candidates(
     rules: tuple[Rule, ...] | list[Rule], root: Path, package: str, archive: str, work_dir: Path,
-    stanzas: list[Stanza],
+    stanzas: list[Stanza], unmatched: bool = False,
 ) -> list[Candidate]:
-    """Matched members of a zip archive, extracted under ``work_dir/<package>/<archive>/``."""
+    """Chosen members of a zip archive, extracted under ``work_dir/<package>/<archive>/``."""
     candidates = []
     archive_dir = archive.rpartition("/")[0]
     for member in _archive_members(root / archive):
         origin = f"{archive}:{member}"
-        rule = match_rule(rules, package, origin)
-        if rule is None or rule.labels is None:
+        rule = _chosen_rule(rules, package, origin, unmatched)
+        if rule is None:
             continue
         destination = work_dir / package / archive / member
         try:

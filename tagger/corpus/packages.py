@@ -24,7 +24,7 @@ PACKAGES: tuple[str, ...] = (
     "fluid-soundfont-gm", "minuet-data", "opl3-soundfont", "lmms-common", "sonic-pi-samples", "hydrogen-data",
     "lomiri-sounds", "sound-theme-freedesktop", "0ad-data", "qabcs-data", "scratch",
     "searchandrescue-data", "hydrogen-drumkits-effects", "torcs-data", "flare-game", "warzone2100-data",
-    "flightgear-data-base",
+    "flightgear-data-base", "denemo-data",
 )
 TOOLS: dict[str, str] = {"fluidsynth": "fluidsynth", "espeak-ng": "espeak-ng"}  # program -> apt package
 

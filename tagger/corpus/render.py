@@ -46,12 +46,13 @@ class Renderer:
         return PurePosixPath(self.path).name
 
 
-# Three unrelated sample sets, so that no instrument class is one soundfont's samples (a model
-# trained on FluidR3 alone learned FluidR3, not the instruments). Left out: musescore-general-soundfont
-# (-small, -lossless) is built on FluidR3 Mono, the same recordings for most of these classes;
-# fluid-soundfont-gs is FluidR3's GS variation banks (no GM bank 0); csound-soundfont's sf_GMbank.sf2
-# may also be shipped by csoundqt-examples, which is reserved for blind evaluation; timgm6mb-soundfont
-# and freepats are reserved.
+# Four sample sets, so that no instrument class is one soundfont's samples (a model trained on FluidR3
+# alone learned FluidR3, not the instruments). Left out: musescore-general-soundfont (-small,
+# -lossless) and fluidr3mono-gm-soundfont are built on FluidR3 Mono, the same recordings for most of
+# these classes; fluid-soundfont-gs is FluidR3's GS variation banks (no GM bank 0); csound-soundfont's
+# sf_GMbank.sf2 shares 187 samples with A320U (which has its own piano, saxophones, trumpet,
+# clarinet, flute, strings, harp, accordion and guitars) and its "public domain" note is doubtful (it
+# looks like a Creative Labs bank); timgm6mb-soundfont and freepats are reserved.
 RENDERERS: tuple[Renderer, ...] = (
     Renderer("fluidr3", "fluid-soundfont-gm", "usr/share/sounds/sf2/FluidR3_GM.sf2", FLUID_LICENCE),
     # GeneralUser GS v1.47 (S. Christian Collins). minuet-data's DEP-5 copyright has no stanza for
@@ -59,6 +60,9 @@ RENDERERS: tuple[Renderer, ...] = (
     Renderer("generaluser", "minuet-data", "usr/share/minuet/soundfonts/GeneralUser-v1.47.sf2", "GPL-2+3+KDEeV"),
     # An OPL3 FM chip's voices sampled (Zandro Reveille): `Files: OPL-3_FM_128M.sf2 README.md`.
     Renderer("opl3", "opl3-soundfont", "usr/share/sounds/sf2/OPL-3_FM_128M.sf2", "CC-BY-SA-4.0"),
+    # "Airfont 320" (Milton Paredes, 2005, for Musix GNU/Linux): `Files: soundfonts/A320U.sf2`, GPL-2.
+    # It has no program 76 (Blown bottle), which no class uses.
+    Renderer("a320u", "denemo-data", "usr/share/sounds/sf2/A320U.sf2", "GPL-2"),
 )
 SOUNDFONT = f"{RENDERERS[0].package}/{RENDERERS[0].path}"  # FluidR3, which the example clip renders with
 
