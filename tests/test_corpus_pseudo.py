@@ -137,3 +137,16 @@ def test_pseudo_labelled_sources_train_and_never_enter_the_heldout_split(
     with pytest.raises(CorpusError, match="not corpus classes"):
         build_corpus(CorpusOptions(out=tmp_path / "c2", cache=tmp_path / "cache", pseudo_labels=broken),
                      report=lambda message: None)
+
+
+def test_copies_of_reserved_sounds_in_an_allowed_package_are_never_used() -> None:
+    """FreeDink ships Battle for Wesnoth's bird, arrow and gold sounds (Wesnoth is reserved for blind
+    evaluation): the catalog excludes them by name and `list` never offers FreeDink's unnamed files."""
+    from tagger.corpus.catalog import RULES, match_rule
+    from tagger.corpus.pseudo import NO_PSEUDO_LABELS
+
+    dink = "usr/share/games/dink/dink/Sound/"
+    for name in ("bird1.wav", "arrow.wav", "gold.wav"):
+        assert match_rule(RULES, "freedink-data", dink + name).labels is None
+    assert match_rule(RULES, "freedink-data", dink + "wscream.wav").labels == ("Screaming",)
+    assert "freedink-data" in NO_PSEUDO_LABELS

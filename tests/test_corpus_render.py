@@ -446,8 +446,10 @@ def test_renderer_licences_are_the_copyright_files_ones() -> None:
         if renderer.package == "fluid-soundfont-gm":  # not DEP-5: its text says MIT
             text = (PACKAGES_DIR / renderer.package / "usr/share/doc" / renderer.package / "copyright").read_text()
             assert "MIT license" in text and renderer.licence == "MIT"
-        else:  # DEP-5 stanzas name the upstream file (OPL-3_FM_128M.sf2) or cover everything (minuet's *)
-            assert package_licence(PACKAGES_DIR, renderer.package, [renderer.file]) == renderer.licence
+        else:  # DEP-5 stanzas name the upstream file (OPL-3_FM_128M.sf2, soundfonts/A320U.sf2) or cover
+            # everything (minuet's *)
+            names = [renderer.source_path] if renderer.source_path else [renderer.file]
+            assert package_licence(PACKAGES_DIR, renderer.package, names) == renderer.licence
 
 
 def test_every_renderer_has_a_preset_for_every_program_it_is_given() -> None:

@@ -47,6 +47,18 @@ WHOLE_PACKAGE_LICENCES: dict[str, str] = {
     # "You are free to distribute this software under the terms of the GNU General Public
     # License." (no version given)
     "searchandrescue-data": "GPL",
+    # Packages surveyed 2026-12-03 whose copyright files are not DEP-5, read by hand.
+    "fretsonfire-songs-muldjord": "CC-BY-SA-3.0",
+    "fretsonfire-songs-sectoid": "Expat",
+    "asterisk-moh-opsound-wav": "CC-BY-SA-3.0",
+    "circuslinux-data": "GPL-2+",
+    "clanlib-doc": "Zlib",
+    "dopewars-data": "GPL-2+",
+    "xemacs21-basesupport": "GPL",
+    # Zlib for the game; each replaced sound's own licence is in README-REPLACEMENTS (the ones used:
+    # WTFPL, public domain, GPL-2+ or CC-BY-SA-3.0+, CC-BY-3.0).
+    "freedink-data": "Zlib (replaced sounds: see README-REPLACEMENTS)",
+    "plee-the-bear-data": "GPL-2+ (sounds), CC-BY-SA-3.0 (music)",
 }
 
 

@@ -25,6 +25,14 @@ PACKAGES: tuple[str, ...] = (
     "lomiri-sounds", "sound-theme-freedesktop", "0ad-data", "qabcs-data", "scratch",
     "searchandrescue-data", "hydrogen-drumkits-effects", "torcs-data", "flare-game", "warzone2100-data",
     "flightgear-data-base", "denemo-data",
+    # surveyed 2026-12-03 (catalog.py: vehicles and crowds, ambiences, people and animals, music stems)
+    "sumo-tools", "trophy-data", "micropolis-data", "libreoffice-common", "dopewars-data",
+    "dustracing2d-data", "trigger-rally-data", "ri-li-data", "bzflag-data", "circuslinux-data",
+    "netpanzer-data", "redeclipse-data", "freedink-data", "heroes-sound-effects", "tuxfootball",
+    "colobot-common-sounds", "cube2-data", "plee-the-bear-data", "supertux-data", "freedroidrpg-data",
+    "clanlib-doc", "gnome-shell-pomodoro-data", "xemacs21-basesupport", "open-invaders-data",
+    "pekka-kana-2-data", "unknown-horizons", "castle-game-engine-doc", "berusky2-data",
+    "fretsonfire-songs-muldjord", "fretsonfire-songs-sectoid", "asterisk-moh-opsound-wav", "python3-pyglet",
 )
 TOOLS: dict[str, str] = {"fluidsynth": "fluidsynth", "espeak-ng": "espeak-ng"}  # program -> apt package
 

@@ -38,6 +38,9 @@ LIST_HEADER = ["path", "package", "origin", "licence", "group", "seconds"]
 LABELS_HEADER = ["path", "package", "origin", "licence", "group", "labels", "confidence"]
 LABEL_SEPARATOR = ";"
 GROUP_PREFIX = "pseudo:"  # a pseudo-labelled source's group, so the split can tell it apart
+# Packages whose unnamed files are never listed: they hold copies of sounds from packages reserved for
+# blind evaluation, which the catalog excludes by name only where it names them.
+NO_PSEUDO_LABELS: dict[str, str] = {"freedink-data": "copies of Battle for Wesnoth sounds"}
 
 
 def unlabelled_sources(packages_dir: Path, work_dir: Path, rules: tuple[Rule, ...] | list[Rule] = RULES,
@@ -52,7 +55,8 @@ def unlabelled_sources(packages_dir: Path, work_dir: Path, rules: tuple[Rule, ..
     for package in packages:
         if (packages_dir / package).is_dir():
             labelled += package_candidates(rules, packages_dir, package, work_dir)
-            unmatched += package_candidates(rules, packages_dir, package, work_dir, unmatched=True)
+            if package not in NO_PSEUDO_LABELS:
+                unmatched += package_candidates(rules, packages_dir, package, work_dir, unmatched=True)
     own_groups = {candidate.source.group for candidate in unmatched}
     seconds = {candidate.source.path: candidate.seconds for candidate in unmatched}
     kept = deduplicate(labelled + unmatched)

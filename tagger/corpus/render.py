@@ -40,6 +40,7 @@ class Renderer:
     package: str  # the Debian package that ships it
     path: str  # the soundfont inside the unpacked package
     licence: str  # from the package's copyright file
+    source_path: str = ""  # the soundfont's path in the upstream source where the copyright file names it so
 
     @property
     def file(self) -> str:
@@ -62,7 +63,7 @@ RENDERERS: tuple[Renderer, ...] = (
     Renderer("opl3", "opl3-soundfont", "usr/share/sounds/sf2/OPL-3_FM_128M.sf2", "CC-BY-SA-4.0"),
     # "Airfont 320" (Milton Paredes, 2005, for Musix GNU/Linux): `Files: soundfonts/A320U.sf2`, GPL-2.
     # It has no program 76 (Blown bottle), which no class uses.
-    Renderer("a320u", "denemo-data", "usr/share/sounds/sf2/A320U.sf2", "GPL-2"),
+    Renderer("a320u", "denemo-data", "usr/share/sounds/sf2/A320U.sf2", "GPL-2", "soundfonts/A320U.sf2"),
 )
 SOUNDFONT = f"{RENDERERS[0].package}/{RENDERERS[0].path}"  # FluidR3, which the example clip renders with
 
