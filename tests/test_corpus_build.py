@@ -197,3 +197,30 @@ def test_build_refuses_an_existing_folder(fake_packages: list[Source], tmp_path:
     out.mkdir()
     with pytest.raises(corpus_build.CorpusError, match="already exists"):
         build_corpus(CorpusOptions(out=out, cache=tmp_path / "cache"), report=lambda message: None)
+
+
+def _sigterm_is_default(_: int) -> bool:
+    import signal
+
+    return signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_pool_workers_end_quietly_under_the_clis_sigterm_handler(
+        fake_packages: list[Source], tmp_path: Path) -> None:
+    """`tagger corpus` installs a SIGTERM handler that raises; the pool's forked workers inherited it, and
+    the pool ends its workers with SIGTERM: a worker caught in Python code then printed a traceback after a
+    successful build. Workers now take the default action."""
+    import signal
+
+    from tagger.cli import _raise_terminated
+
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        with corpus_build._fork_pool(2) as pool:
+            assert pool.map(_sigterm_is_default, range(4)) == [True] * 4
+        summary = build_corpus(CorpusOptions(out=tmp_path / "corpus", cache=tmp_path / "cache", seed=5,
+                                             train_clips=40, heldout_clips=10, workers=2),
+                               report=lambda message: None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert summary["clips"] == {"train": 40, "heldout": 10}

@@ -19,7 +19,9 @@ from __future__ import annotations
 import csv
 import json
 import multiprocessing
+import multiprocessing.pool
 import shutil
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -91,6 +93,16 @@ def _write_clip(index: int) -> tuple[int, tuple[str, ...], tuple]:
     return index, clip.labels, clip.parts
 
 
+def _worker_signals() -> None:
+    """Pool workers die quietly when the pool terminates them (SIGTERM): they inherit the CLI's
+    handler, which would raise in each of them and print a traceback per worker."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _fork_pool(workers: int) -> multiprocessing.pool.Pool:
+    return multiprocessing.get_context("fork").Pool(workers, initializer=_worker_signals)
+
+
 def _make_clips(maker: ClipMaker, folder: Path, count: int, workers: int) -> Iterator[tuple]:
     global _MAKER, _FOLDER
     _MAKER, _FOLDER = maker, folder
@@ -98,14 +110,14 @@ def _make_clips(maker: ClipMaker, folder: Path, count: int, workers: int) -> Ite
     if workers <= 1:
         yield from map(_write_clip, range(count))
         return
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    with _fork_pool(workers) as pool:
         yield from pool.imap(_write_clip, range(count), chunksize=16)
 
 
 def _decode_all(paths: list[Path], workers: int) -> list[np.ndarray]:
     if workers <= 1:
         return [_load_source(path) for path in paths]
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    with _fork_pool(workers) as pool:
         return pool.map(_load_source, paths, chunksize=8)
 
 
