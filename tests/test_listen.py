@@ -245,7 +245,7 @@ def test_the_default_model_names_the_sounds_played_into_the_microphone(pulse, tm
     assert any("Siren" in top for top in tops), tops
     assert any("Telephone dialing, DTMF" in top for top in tops), tops
     onsets = {e["label"] for e in of_type(records, "event") if e["event"] == "onset"}
-    assert "Siren" in onsets, onsets
+    assert {"Siren", "Telephone dialing, DTMF"} <= onsets, onsets  # an event for each played sound
 
 
 def test_an_input_file_with_nan_samples_is_an_error_naming_it(model, tmp_path):
