@@ -38,9 +38,17 @@ LIST_HEADER = ["path", "package", "origin", "licence", "group", "seconds"]
 LABELS_HEADER = ["path", "package", "origin", "licence", "group", "labels", "confidence"]
 LABEL_SEPARATOR = ";"
 GROUP_PREFIX = "pseudo:"  # a pseudo-labelled source's group, so the split can tell it apart
-# Packages whose unnamed files are never listed: they hold copies of sounds from packages reserved for
-# blind evaluation, which the catalog excludes by name only where it names them.
-NO_PSEUDO_LABELS: dict[str, str] = {"freedink-data": "copies of Battle for Wesnoth sounds"}
+# Packages whose unnamed files are never listed. FreeDink holds copies of sounds from a package reserved
+# for blind evaluation, which the catalog excludes by name only where it names them. The others' files feed
+# rendered sources (samples.py, keyboard.py: instrument notes, drum hits, key presses) whose groups may be
+# held out: a pseudo-labelled copy of such a note would put a held-out recording into training.
+NO_PSEUDO_LABELS: dict[str, str] = {
+    "freedink-data": "copies of Battle for Wesnoth sounds",
+    "bucklespring-data": "key presses of the assembled typing sources",
+    "lmms-common": "instrument and drum samples of the rendered phrases",
+    "sonic-pi-samples": "instrument and drum samples of the rendered phrases",
+    "hydrogen-data": "drum kits of the rendered phrases",
+}
 
 
 def unlabelled_sources(packages_dir: Path, work_dir: Path, rules: tuple[Rule, ...] | list[Rule] = RULES,
