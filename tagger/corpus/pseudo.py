@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
-            rows = unlabelled_sources(args.cache / "pkgs", args.cache / "work" / "unlabelled")
+            # archive members go where `tagger corpus` extracts them, so the labelled ones are there already
+            rows = unlabelled_sources(args.cache / "pkgs", args.cache / "work" / "recorded")
             write_list(rows, args.output)
             print(f"{args.output}: {len(rows)} recordings no rule names; tag them with "
                   f"tagger file --from-list {args.output} -f jsonl -o SCORES.jsonl --resume")
