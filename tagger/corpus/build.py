@@ -34,7 +34,7 @@ from tagger.audio import stream_audio
 from tagger.augment import check_conditions_available
 from tagger.errors import TaggerError
 
-from .catalog import recorded_sources
+from .catalog import EXTRACTED, recorded_sources
 from .classes import CLASSES, check_against_audioset
 from .mix import SAMPLE_RATE, ClipMaker, Pools
 from .packages import CorpusError, check_tools, fetch_packages, package_versions
@@ -143,7 +143,7 @@ def build_corpus(opts: CorpusOptions, report: Callable[[str], None] = print) -> 
 
     mark = time.perf_counter()
     report("gathering recorded sources")
-    sources = recorded_sources(trees, opts.cache / "work" / "recorded")
+    sources = recorded_sources(trees, opts.cache / EXTRACTED)
     report("rendering instruments, speech synthesis, typing and procedural signals")
     sources += rendered_sources(trees, opts.cache / "work" / f"rendered-seed{opts.seed}", opts.seed)
     if opts.pseudo_labels is not None:

@@ -33,6 +33,7 @@ from tagger.corpus.source import Source
 AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".flac")
 ARCHIVE_SUFFIXES = (".pk3", ".zip", ".wz")  # .wz: Warzone 2100's zip archives
 MIN_SECONDS = 0.15
+EXTRACTED = Path("work") / "recorded"  # under the corpus cache: the archive members the catalog reads
 SILENCE_PEAK = 1e-3  # -60 dBFS: quieter than this all through is silence
 FINGERPRINT_SECONDS = 20.0
 FINGERPRINT_RATE = 8000

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from tagger.errors import TaggerError
 
-from .catalog import RULES, Candidate, Rule, deduplicate, package_candidates
+from .catalog import EXTRACTED, RULES, Candidate, Rule, deduplicate, package_candidates
 from .classes import CLASSES
 from .packages import PACKAGES, CorpusError
 from .source import Source
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "list":
             # archive members go where `tagger corpus` extracts them, so the labelled ones are there already
-            rows = unlabelled_sources(args.cache / "pkgs", args.cache / "work" / "recorded")
+            rows = unlabelled_sources(args.cache / "pkgs", args.cache / EXTRACTED)
             write_list(rows, args.output)
             print(f"{args.output}: {len(rows)} recordings no rule names; tag them with "
                   f"tagger file --from-list {args.output} -f jsonl -o SCORES.jsonl --resume")
