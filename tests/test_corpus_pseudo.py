@@ -150,6 +150,8 @@ def test_copies_of_reserved_sounds_in_an_allowed_package_are_never_used() -> Non
         assert match_rule(RULES, "freedink-data", dink + name).labels is None
     assert match_rule(RULES, "freedink-data", dink + "wscream.wav").labels == ("Screaming",)
     assert "freedink-data" in NO_PSEUDO_LABELS
+    # LibreOffice's gallery train is GCompris's (reserved): excluded, so neither a source nor a pseudo-label
+    assert match_rule(RULES, "libreoffice-common", "usr/lib/libreoffice/share/gallery/sounds/train.wav").labels is None
 
 
 def test_packages_that_feed_rendered_sources_give_no_pseudo_labels() -> None:
