@@ -530,6 +530,7 @@ def _flightgear_rules() -> list[Rule]:
         (cessna + "door-*.wav", DOOR, RULE),
     ])
 
+
 def _vehicle_and_crowd_rules() -> list[Rule]:
     """Horns, a train, a car engine, crowd cheers and explosions from small games and galleries
     (surveyed 2026-12-03). Micropolis's narrator says the word of each file name ("fire", "rail",
