@@ -161,5 +161,5 @@ def test_packages_that_feed_rendered_sources_give_no_pseudo_labels() -> None:
     from tagger.corpus.pseudo import NO_PSEUDO_LABELS
 
     used = {s.package for s in samples.MELODIC_SETS} | {kit.package for kit in samples.DRUM_KITS}
-    used.add("bucklespring-data")  # render.py assembles the typing sources from its key presses
+    used.add("bucklespring-data")  # render.py assembles the typing sources from its key presses (by name here)
     assert used <= set(NO_PSEUDO_LABELS), used - set(NO_PSEUDO_LABELS)

@@ -32,6 +32,8 @@ from tagger.errors import TaggerError
 from .catalog import EXTRACTED, RULES, Candidate, Rule, deduplicate, package_candidates
 from .classes import CLASSES
 from .packages import PACKAGES, CorpusError
+from .render import TYPING_PACKAGE
+from .samples import DRUM_KITS, MELODIC_SETS
 from .source import Source
 
 LIST_HEADER = ["path", "package", "origin", "licence", "group", "seconds"]
@@ -40,15 +42,12 @@ LABEL_SEPARATOR = ";"
 GROUP_PREFIX = "pseudo:"  # a pseudo-labelled source's group, so the split can tell it apart
 # Packages whose unnamed files are never listed. FreeDink holds copies of sounds from a package reserved
 # for blind evaluation, which the catalog excludes by name only where it names them. The others' files feed
-# rendered sources (samples.py, keyboard.py: instrument notes, drum hits, key presses) whose groups may be
-# held out: a pseudo-labelled copy of such a note would put a held-out recording into training.
-NO_PSEUDO_LABELS: dict[str, str] = {
-    "freedink-data": "copies of Battle for Wesnoth sounds",
-    "bucklespring-data": "key presses of the assembled typing sources",
-    "lmms-common": "instrument and drum samples of the rendered phrases",
-    "sonic-pi-samples": "instrument and drum samples of the rendered phrases",
-    "hydrogen-data": "drum kits of the rendered phrases",
-}
+# rendered sources (instrument notes, drum hits, key presses) whose groups may be held out: a
+# pseudo-labelled copy of such a note would put a held-out recording into training.
+NO_PSEUDO_LABELS: frozenset[str] = frozenset(
+    {"freedink-data", TYPING_PACKAGE}
+    | {sample_set.package for sample_set in MELODIC_SETS} | {kit.package for kit in DRUM_KITS}
+)
 
 
 def unlabelled_sources(packages_dir: Path, work_dir: Path, rules: tuple[Rule, ...] | list[Rule] = RULES,
