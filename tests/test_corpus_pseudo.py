@@ -24,7 +24,8 @@ from test_corpus_catalog import PKG, ROOT, make_package, noise, write
 fake_packages = test_corpus_build.fake_packages  # the fixture: fake sources, no downloads
 
 
-def test_list_takes_what_no_rule_names_and_drops_copies_of_labelled_recordings(tmp_path: Path) -> None:
+def test_list_takes_what_no_rule_names_and_drops_copies_of_labelled_recordings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = make_package(tmp_path / "pkgs")
     sounds = root / ROOT / "sounds"
     dog = noise(2.5, seed=1)
@@ -40,7 +41,8 @@ def test_list_takes_what_no_rule_names_and_drops_copies_of_labelled_recordings(t
         zipped.write(write(tmp_path / "m.wav", noise(0.8, seed=4)), "sound/misc/hum.wav")
     rules = [Rule(PKG, ROOT + "sounds/dog*.wav", ("Dog",), FILE), Rule(PKG, ROOT + "sounds/excluded.wav", None)]
 
-    found = unlabelled_sources(tmp_path / "pkgs", tmp_path / "work", rules, packages=(PKG, "absent-package"))
+    monkeypatch.chdir(tmp_path)  # a cache named relative to the current folder, as on the command line
+    found = unlabelled_sources(Path("pkgs"), Path("work"), rules, packages=(PKG, "absent-package"))
 
     origins = [source.origin for source, _ in found]
     assert origins == [ROOT + "data.pk3:sound/misc/hum.wav", ROOT + "sounds/misc/thing.wav"]
@@ -51,7 +53,8 @@ def test_list_takes_what_no_rule_names_and_drops_copies_of_labelled_recordings(t
     write_list(found, tmp_path / "unlabelled.csv")
     with open(tmp_path / "unlabelled.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == LIST_HEADER and rows[1]["path"] == str(thing.path)
+    # absolute, so that `tagger file --from-list` (relative paths from the list's folder) finds the files
+    assert list(rows[0]) == LIST_HEADER and rows[1]["path"] == str(tmp_path / thing.path)
 
 
 def _scores(**by_path: dict[str, float]) -> dict[str, dict[str, float]]:

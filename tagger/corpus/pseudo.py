@@ -72,11 +72,13 @@ def unlabelled_sources(packages_dir: Path, work_dir: Path, rules: tuple[Rule, ..
 
 
 def write_list(rows: list[tuple[Source, float]], out: Path) -> None:
+    """Absolute paths: ``tagger file --from-list`` reads relative ones from the list's folder, and
+    ``select`` matches its scores to the list by path."""
     with open(out, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(LIST_HEADER)
         for source, seconds in rows:
-            writer.writerow([str(source.path), source.package, source.origin, source.licence, source.group,
+            writer.writerow([str(source.path.resolve()), source.package, source.origin, source.licence, source.group,
                              f"{seconds:.3f}"])
 
 
