@@ -50,6 +50,8 @@ def test_list_takes_what_no_rule_names_and_drops_copies_of_labelled_recordings(
     assert hum.path.read_bytes() == (tmp_path / "m.wav").read_bytes()  # extracted from the archive
     assert hum.licence == "GPL-2+" and thing.licence == "CC-BY-SA-3.0" and thing.labels == ()
     assert [round(seconds, 2) for _, seconds in found] == [0.8, 2.5]
+    short = unlabelled_sources(Path("pkgs"), Path("work"), rules, packages=(PKG,), max_seconds=1.0)
+    assert [source.origin for source, _ in short] == [hum.origin]  # longer files are left out
     write_list(found, tmp_path / "unlabelled.csv")
     with open(tmp_path / "unlabelled.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))

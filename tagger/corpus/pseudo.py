@@ -11,8 +11,8 @@ model too (the noisy-student recipe)::
     tagger corpus corpus-pl --pseudo-labels pseudo-labels.csv ...
 
 ``list`` takes every readable, non-silent audio file (and archive member) of the corpus packages that no
-rule matches; files the catalog excludes stay out, and so do copies or other takes of a labelled
-recording (the catalog's content fingerprint). ``select`` averages the models' clip probabilities and
+rule matches and that lasts at most ``--max-seconds`` (10: one window); files the catalog excludes stay
+out, and so do copies or other takes of a labelled recording (the catalog's content fingerprint). ``select`` averages the models' clip probabilities and
 keeps a file when some class reaches ``--high`` and no class lies between ``--low`` and ``--high`` (an
 unsure file is left out whole), at most ``--max-per-class`` files per class, the most confident first.
 Pseudo-labelled sources only ever train: the held-out split stays made of catalog labels.
@@ -39,6 +39,9 @@ from .source import Source
 LIST_HEADER = ["path", "package", "origin", "licence", "group", "seconds"]
 LABELS_HEADER = ["path", "package", "origin", "licence", "group", "labels", "confidence"]
 LABEL_SEPARATOR = ";"
+# Longest file listed: one window of the models. A longer file's score is the max over its windows, which
+# does not say that a random training crop of it holds the sound (and most are music tracks or loops).
+MAX_SECONDS = 10.0
 GROUP_PREFIX = "pseudo:"  # a pseudo-labelled source's group, so the split can tell it apart
 # Packages whose unnamed files are never listed. FreeDink holds copies of sounds from a package reserved
 # for blind evaluation, which the catalog excludes by name only where it names them. The others' files feed
@@ -51,8 +54,10 @@ NO_PSEUDO_LABELS: frozenset[str] = frozenset(
 
 
 def unlabelled_sources(packages_dir: Path, work_dir: Path, rules: tuple[Rule, ...] | list[Rule] = RULES,
-                       packages: tuple[str, ...] = PACKAGES) -> list[tuple[Source, float]]:
-    """The distinct recordings of ``packages`` that no rule names, with their durations in seconds.
+                       packages: tuple[str, ...] = PACKAGES,
+                       max_seconds: float = MAX_SECONDS) -> list[tuple[Source, float]]:
+    """The distinct recordings of ``packages`` that no rule names and that last at most ``max_seconds``,
+    with their durations in seconds.
 
     Labelled and unmatched files are deduplicated together, labelled ones first, so an unmatched copy
     of a labelled recording (or another take of it) is dropped; unmatched copies of each other keep one.
@@ -67,7 +72,8 @@ def unlabelled_sources(packages_dir: Path, work_dir: Path, rules: tuple[Rule, ..
     own_groups = {candidate.source.group for candidate in unmatched}
     seconds = {candidate.source.path: candidate.seconds for candidate in unmatched}
     kept = deduplicate(labelled + unmatched)
-    return sorted(((source, seconds[source.path]) for source in kept if source.group in own_groups),
+    return sorted(((source, seconds[source.path]) for source in kept
+                   if source.group in own_groups and seconds[source.path] <= max_seconds),
                   key=lambda item: (item[0].package, item[0].origin))
 
 
@@ -170,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     listing = commands.add_parser("list", help="write the unmatched recordings of the corpus packages")
     listing.add_argument("cache", type=Path, help="the corpus cache (its pkgs/ folder holds the packages)")
     listing.add_argument("-o", "--output", type=Path, required=True, help="CSV to write (path column: audio)")
+    listing.add_argument("--max-seconds", type=float, default=MAX_SECONDS,
+                         help="leave out longer files (their score need not hold for a crop of them)")
     choosing = commands.add_parser("select", help="keep the files the models agree on")
     choosing.add_argument("listed", type=Path, help="the CSV that list wrote")
     choosing.add_argument("scores", type=Path, nargs="+", help="tagger file -f jsonl outputs, one per model")
@@ -183,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "list":
             # archive members go where `tagger corpus` extracts them, so the labelled ones are there already
-            rows = unlabelled_sources(args.cache / "pkgs", args.cache / EXTRACTED)
+            rows = unlabelled_sources(args.cache / "pkgs", args.cache / EXTRACTED, max_seconds=args.max_seconds)
             write_list(rows, args.output)
             print(f"{args.output}: {len(rows)} recordings no rule names; tag them with "
                   f"tagger file --from-list {args.output} -f jsonl -o SCORES.jsonl --resume")
